@@ -1,0 +1,102 @@
+"""Backend resolution and numpy <-> torch conversion.
+
+Every public computation takes ``backend=`` with one of the names its module
+lists (typically ``"ref"``, ``"numba"``, ``"torch"``) or ``"auto"``.
+
+The ``"auto"`` rule (the only one):
+
+* any input is a ``torch.Tensor``  ->  ``"torch"`` (on the tensors' device);
+* otherwise (numpy input)          ->  ``"numba"`` when numba is importable, else ``"ref"``.
+
+An unknown name, or a backend whose package is missing, raises ``ValueError``
+listing the valid choices.  There is never a silent fallback.
+
+Containers follow the input: numpy in -> numpy out; torch in -> torch out, on
+the same device and with the same dtype, whatever backend computed it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from functools import lru_cache
+
+import numpy as np
+
+__all__ = [
+    "resolve_backend",
+    "is_tensor",
+    "any_tensor",
+    "numba_available",
+    "torch_available",
+    "to_numpy",
+    "like_input",
+]
+
+
+@lru_cache(maxsize=None)
+def numba_available() -> bool:
+    return importlib.util.find_spec("numba") is not None
+
+
+@lru_cache(maxsize=None)
+def torch_available() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def is_tensor(x) -> bool:
+    """True for a ``torch.Tensor``; never imports torch itself."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def any_tensor(*xs) -> bool:
+    return any(is_tensor(x) for x in xs if x is not None)
+
+
+_AVAILABLE = {"numba": numba_available, "torch": torch_available}
+
+
+def resolve_backend(backend, inputs=(), *, valid=("ref", "numba", "torch")) -> str:
+    """Resolve ``backend`` (a name or ``"auto"``) for ``inputs`` under the module rule above."""
+    if not isinstance(backend, str):
+        raise TypeError(f"backend must be a string, one of {['auto', *valid]}; got {type(backend).__name__}")
+    if backend == "auto":
+        if any_tensor(*inputs):
+            backend = "torch"
+        elif "numba" in valid and numba_available():
+            backend = "numba"
+        else:
+            backend = "ref"
+    if backend not in valid:
+        raise ValueError(f"unknown backend {backend!r}; valid backends: {['auto', *valid]}")
+    check = _AVAILABLE.get(backend)
+    if check is not None and not check():
+        raise ValueError(f"backend {backend!r} is not available: the package {backend!r} is not installed")
+    return backend
+
+
+def to_numpy(x, dtype=None) -> np.ndarray | None:
+    """A numpy view/copy of ``x`` (tensor or array-like); ``None`` passes through."""
+    if x is None:
+        return None
+    if is_tensor(x):
+        x = x.detach().to("cpu")
+        if str(x.dtype) in ("torch.bfloat16", "torch.float16"):
+            x = x.float()
+        x = x.numpy()
+    arr = np.asarray(x)
+    return arr if dtype is None else arr.astype(dtype, copy=False)
+
+
+def like_input(result, template):
+    """Return ``result`` in the container of ``template``: a tensor on its device/dtype, or numpy."""
+    if is_tensor(template):
+        import torch
+
+        if not isinstance(result, torch.Tensor):
+            result = torch.from_numpy(np.ascontiguousarray(result))
+        return result.to(device=template.device, dtype=template.dtype)
+    if is_tensor(result):
+        return result.detach().to("cpu").numpy()
+    return result

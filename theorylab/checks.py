@@ -1,0 +1,54 @@
+"""Building blocks that turn measurements into :class:`~theorylab.claims.Verdict` objects.
+
+* :func:`identity_verdict`  -- normwise error of ``out`` vs ``ref`` under the tolerance policy;
+* :func:`fit_loglog_slope`  -- least-squares exponent ``p`` of ``y ~ c * n**p``;
+* :func:`slope_verdict`     -- a fitted exponent within ``expected +- band``;
+* :func:`mean_interval`     -- mean and normal-approximation interval over seeds, for
+  statistical claims.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .claims import Verdict
+from .tolerances import compare
+
+__all__ = ["identity_verdict", "fit_loglog_slope", "slope_verdict", "mean_interval"]
+
+
+def identity_verdict(out, ref, *, dtype=None, rtol=None, backend="ref", sizes=None, what="") -> Verdict:
+    """Verdict of an exact identity: ``out`` equals ``ref`` within the policy rtol of ``dtype``."""
+    c = compare(out, ref, rtol=rtol, dtype=dtype)
+    detail = f"{what}: {c}" if what else str(c)
+    return Verdict.from_error(c.rel_error, c.rtol, backend=backend, sizes=dict(sizes or {}), detail=detail)
+
+
+def fit_loglog_slope(ns, ys) -> float:
+    """Exponent ``p`` of the least-squares fit ``log y = p log n + c``."""
+    n = np.asarray(ns, dtype=np.float64)
+    y = np.asarray(ys, dtype=np.float64)
+    if n.shape != y.shape or n.ndim != 1 or n.size < 2:
+        raise ValueError(f"need two 1-d sequences of equal length >= 2; got shapes {n.shape} and {y.shape}")
+    if np.any(n <= 0) or np.any(y <= 0):
+        raise ValueError("log-log fit needs positive sizes and values")
+    p, _ = np.polyfit(np.log(n), np.log(y), 1)
+    return float(p)
+
+
+def slope_verdict(ns, ys, *, expected: float, band: float, backend="ref", what="") -> Verdict:
+    """Verdict of a complexity law: fitted log-log slope within ``expected +- band``."""
+    p = fit_loglog_slope(ns, ys)
+    sizes = {"n_min": int(min(ns)), "n_max": int(max(ns)), "points": len(ns)}
+    detail = f"{what + ': ' if what else ''}fitted exponent {p:.3f}, predicted {expected} +- {band}"
+    return Verdict.from_error(abs(p - expected), band, backend=backend, sizes=sizes, detail=detail)
+
+
+def mean_interval(values, z: float = 2.576) -> tuple[float, float, float]:
+    """Mean and the ``z``-sigma normal interval (default 99%) of ``values`` across seeds."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1 or v.size < 2:
+        raise ValueError(f"need a 1-d sample of size >= 2; got shape {v.shape}")
+    m = float(v.mean())
+    half = z * float(v.std(ddof=1)) / np.sqrt(v.size)
+    return m, m - half, m + half

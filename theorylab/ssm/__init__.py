@@ -1,0 +1,26 @@
+"""State-space models and their attention forms.
+
+Public API (see each module's docstring for the claim it encodes):
+
+* :func:`selective_scan`, :func:`selective_attention_matrix` -- #93/#6: a selective SSM
+  layer is causal, data-dependent attention.
+"""
+
+from .selective import (
+    make_inputs,
+    scan_combine,
+    selective_attention_matrix,
+    selective_attention_matrix_ref,
+    selective_scan,
+    selective_scan_ref,
+)
+from . import hidden_attention as _hidden_attention  # noqa: F401  (registers the claim)
+
+__all__ = [
+    "selective_scan",
+    "selective_attention_matrix",
+    "selective_scan_ref",
+    "selective_attention_matrix_ref",
+    "scan_combine",
+    "make_inputs",
+]
