@@ -1,0 +1,24 @@
+"""Hypothesis profiles and shared fixtures.
+
+Profiles (choose with HYPOTHESIS_PROFILE): ``dev`` (25 examples, the default),
+``ci`` (100, derandomized, no deadline -- numba compiles on first call),
+``thorough`` (2000).  Strategies draw sizes and a seed; ``make_inputs`` builds arrays.
+"""
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.differing_executors])
+settings.register_profile("dev", max_examples=25, **_common)
+settings.register_profile("ci", max_examples=100, derandomize=True, print_blob=True, **_common)
+settings.register_profile("thorough", max_examples=2000, **_common)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture
+def rng():
+    """A fresh, seeded generator per test: the seed is part of the test's contract."""
+    return np.random.default_rng(20241128)

@@ -1,0 +1,75 @@
+"""Shared machinery of the scripts in ``benchmarks/``.
+
+A benchmark script defines ``main(argv=None) -> dict`` that measures theorylab's path,
+the baseline a user would otherwise use, and a physical floor *in the same run*, and
+prints their ratios.  ``--smoke`` shrinks every size so CI can check that it runs;
+``--json`` prints one JSON line with the results.  Speed targets live here, never in
+timed tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+__all__ = ["timeit", "bench_parser", "emit", "machine"]
+
+
+def timeit(fn, *, repeat: int = 5, warmup: int = 1, min_seconds: float = 0.0) -> float:
+    """Median wall time of ``fn()`` in seconds over ``repeat`` runs after ``warmup`` runs.
+
+    With ``min_seconds > 0`` each measured run repeats ``fn`` until that much time has
+    passed and reports the per-call time (for sub-millisecond calls).
+    """
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        calls, t0 = 0, time.perf_counter()
+        while True:
+            fn()
+            calls += 1
+            dt = time.perf_counter() - t0
+            if dt >= min_seconds:
+                break
+        times.append(dt / calls)
+    return statistics.median(times)
+
+
+def bench_parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--smoke", action="store_true", help="tiny sizes: checks that the benchmark runs")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON line")
+    p.add_argument("--repeat", type=int, default=5, help="timed runs per measurement (median reported)")
+    return p
+
+
+def machine() -> dict:
+    import numpy as np
+    import torch
+
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+    }
+
+
+def emit(name: str, results: dict, as_json: bool) -> dict:
+    """Print ``results`` (a dict of label -> value) as a table or one JSON line; return it."""
+    results = {"benchmark": name, **results, "machine": machine()}
+    if as_json:
+        print(json.dumps(results, sort_keys=True, default=float))
+    else:
+        print(f"== {name}")
+        for k, v in results.items():
+            if k in ("benchmark",):
+                continue
+            print(f"  {k:<34} {v:.4g}" if isinstance(v, float) else f"  {k:<34} {v}")
+    return results

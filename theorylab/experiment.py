@@ -1,0 +1,182 @@
+"""Shared machinery of the experiment scripts in ``experiments/``.
+
+An experiment script is::
+
+    @dataclass(frozen=True)
+    class Config:            # every field has a CLI flag --field (tuples: comma-separated)
+        seeds: tuple = (0, 1, 2)
+        ...
+    FULL = Config(...)
+    QUICK = Config(...)      # the same figure in seconds on 2 CPU cores
+
+    def compute(cfg) -> dict: ...          # all numbers; JSON-serializable
+    def plot(data, path) -> None: ...      # draws the PNG from `data` alone
+
+    def main(argv=None):
+        return run_experiment("<stem>", Config, FULL, QUICK, compute, plot, argv)
+
+``run_experiment`` parses ``--quick``, ``--out DIR`` and the config flags, prints the
+config, runs ``compute``, and writes ``<out>/<stem>.json`` (data + provenance: command,
+config, seeds, package versions, git commit) and ``<out>/<stem>.png``, each atomically
+(temp file + rename).  The same command gives the same data: all randomness comes from
+the config's seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+__all__ = ["run_experiment", "provenance", "progress", "apply_style", "atomic_write", "repo_root", "default_out"]
+
+
+def repo_root() -> Path:
+    """The checkout holding ``theorylab/`` (experiments, benchmarks and figures live there)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def default_out() -> Path:
+    return repo_root() / "figures"
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True, text=True, timeout=10, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo_root(), capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _versions() -> dict:
+    out = {"python": platform.python_version()}
+    for pkg in ("theorylab", "numpy", "torch", "numba", "sympy", "matplotlib"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def provenance(cfg, argv) -> dict:
+    cfg_dict = dataclasses.asdict(cfg)
+    return {
+        "command": " ".join([Path(sys.argv[0]).name, *argv]) if argv is not None else " ".join(sys.argv),
+        "config": cfg_dict,
+        "seeds": cfg_dict.get("seeds"),
+        "versions": _versions(),
+        "git_commit": _git_commit(),
+    }
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path`` (no half-written figures)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def progress(iterable, desc: str = "", total: int | None = None):
+    """A minimal progress bar on stderr (silent when stderr is not a terminal, except the end)."""
+    items = list(iterable) if total is None else iterable
+    total = len(items) if total is None else total
+    tty = sys.stderr.isatty()
+    t0 = time.perf_counter()
+    for i, item in enumerate(items):
+        if tty:
+            done = int(30 * i / max(total, 1))
+            sys.stderr.write(f"\r{desc} [{'#' * done}{'.' * (30 - done)}] {i}/{total}")
+            sys.stderr.flush()
+        yield item
+    sys.stderr.write(f"{chr(13) if tty else ''}{desc} done: {total} steps in {time.perf_counter() - t0:.1f}s\n")
+
+
+def apply_style() -> None:
+    """The one plotting style (Agg backend; set here, never at import of theorylab)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update(
+        {
+            "figure.dpi": 110,
+            "savefig.dpi": 110,
+            "font.size": 9,
+            "axes.titlesize": 10,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "legend.frameon": False,
+        }
+    )
+
+
+def _field_parser(ftype, default):
+    if isinstance(default, bool):
+        return lambda s: s.lower() in ("1", "true", "yes")
+    if isinstance(default, tuple):
+        elem = type(default[0]) if default else str
+        return lambda s: tuple(elem(v) for v in s.split(",") if v)
+    return type(default)
+
+
+def parse_config(stem, Config, FULL, QUICK, argv):
+    p = argparse.ArgumentParser(prog=stem, description=(Config.__doc__ or "").strip().splitlines()[0] if Config.__doc__ else None)
+    p.add_argument("--quick", action="store_true", help="quick mode: the same figure at small sizes")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: figures/)")
+    for f in dataclasses.fields(Config):
+        default = getattr(FULL, f.name)
+        p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=_field_parser(f.type, default), default=None)
+    args = p.parse_args(argv)
+    base = QUICK if args.quick else FULL
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
+    return dataclasses.replace(base, **overrides), (args.out or default_out()), args.quick
+
+
+def run_experiment(stem, Config, FULL, QUICK, compute, plot, argv=None) -> dict:
+    """Parse flags, compute, write ``<stem>.json`` and ``<stem>.png``; return their paths."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cfg, out, quick = parse_config(stem, Config, FULL, QUICK, argv)
+    print(f"[{stem}] {'quick' if quick else 'full'} config: {cfg}", flush=True)
+    apply_style()
+    t0 = time.perf_counter()
+    data = compute(cfg)
+    record = {"stem": stem, "quick": quick, "data": data, "provenance": provenance(cfg, [f"experiments/{stem}.py", *argv])}
+    record["provenance"]["seconds"] = round(time.perf_counter() - t0, 2)
+    json_path, png_path = Path(out) / f"{stem}.json", Path(out) / f"{stem}.png"
+    atomic_write(json_path, lambda p: p.write_text(json.dumps(record, indent=1, sort_keys=True, default=_json_default) + "\n"))
+    atomic_write(png_path, lambda p: plot(data, p))
+    print(f"[{stem}] wrote {png_path} and {json_path} ({record['provenance']['seconds']} s)", flush=True)
+    return {"json": str(json_path), "png": str(png_path)}
+
+
+def _json_default(o):
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON-serializable: {type(o).__name__}")

@@ -1,0 +1,1 @@
+"""Sparse attention patterns, their exact costs, connectivity and fast attention."""
