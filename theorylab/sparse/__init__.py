@@ -1,1 +1,44 @@
-"""Sparse attention patterns, their exact costs, connectivity and fast attention."""
+"""Sparse attention patterns, their exact costs, connectivity and fast attention.
+
+Public API (each module's docstring states the claim it encodes):
+
+* patterns (:mod:`theorylab.sparse.patterns`, #10 / #53 / #24): :func:`strided`,
+  :func:`fixed`, :func:`sliding_window`, :func:`dilated_window`, :func:`power_attention`,
+  :func:`window_global`, :func:`bigbird`, :func:`full_causal` -- objects with ``mask(n)``,
+  exact ``nnz(n)``, ``row(i, n)``, ``row_counts(n)``, ``csr(n)``, ``density(n)`` and
+  ``block_density(n, block)``.
+"""
+
+from .patterns import (
+    BigBird,
+    Fixed,
+    OffsetPattern,
+    Pattern,
+    Strided,
+    WindowGlobal,
+    bigbird,
+    dilated_window,
+    fixed,
+    full_causal,
+    power_attention,
+    sliding_window,
+    strided,
+    window_global,
+)
+
+__all__ = [
+    "Pattern",
+    "OffsetPattern",
+    "Strided",
+    "Fixed",
+    "WindowGlobal",
+    "BigBird",
+    "strided",
+    "fixed",
+    "sliding_window",
+    "dilated_window",
+    "power_attention",
+    "window_global",
+    "bigbird",
+    "full_causal",
+]
