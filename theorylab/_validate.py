@@ -69,13 +69,14 @@ def check_nonempty(name: str, a, meaning: str) -> None:
 
 
 def check_finite(name: str, a) -> None:
-    ok = bool(a.isfinite().all()) if is_tensor(a) else bool(np.isfinite(a).all())
+    ok = bool(a.detach().isfinite().all()) if is_tensor(a) else bool(np.isfinite(a).all())
     if not ok:
         raise ValueError(f"{name} contains NaN or inf (shape {tuple(a.shape)})")
 
 
 def check_bound(name: str, a, *, lo=None, hi=None, why: str = "") -> None:
     """Every entry in ``[lo, hi]``; the message gives the offending extreme value."""
+    a = a.detach() if is_tensor(a) else a
     if lo is not None:
         m = float(a.min())
         if m < lo:

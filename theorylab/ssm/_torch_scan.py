@@ -57,11 +57,14 @@ def selective_scan_torch(x, delta, A, B, C, D=None, initial_state=None, *, chunk
 
 
 def selective_attention_matrix_torch(delta, A, B, C):
-    """Hidden attention matrix (b, c, L, L) from stable segment sums, one pass per state n."""
+    """Hidden attention matrix (b, c, L, L): S = segsum(Δ) once, then one pass per state n."""
     bsz, L, c = delta.shape
     dT = delta.transpose(1, 2)  # (b, c, L)
+    lower = torch.ones(L, L, dtype=torch.bool, device=delta.device).tril()
+    zero = torch.zeros((), dtype=delta.dtype, device=delta.device)
+    S = torch.where(lower, segsum_torch(dT), zero)  # (b, c, L, L), 0 above the diagonal
     M = delta.new_zeros(bsz, c, L, L)
     for k in range(A.shape[1]):
-        decay = torch.exp(segsum_torch(dT * A[None, :, k, None]))  # (b, c, L, L)
+        decay = torch.where(lower, torch.exp(S * A[None, :, k, None, None]), zero)  # (b, c, L, L)
         M = M + C[:, None, :, None, k] * decay * (dT * B[:, None, :, k])[:, :, None, :]
     return M

@@ -23,8 +23,7 @@ from ..claims import Claim, Paper, Proof, register
 from ._segsum import segsum
 from .selective import make_inputs, selective_attention_matrix_ref, selective_scan
 
-PAPER = Paper("The Hidden Attention of Mamba Models / Mamba: Linear-Time Sequence Modeling with Selective State Spaces",
-              2024, "2403.01590", index=93)
+PAPER = Paper("Mamba: Linear-Time Sequence Modeling with Selective State Spaces", 2023, "2312.00752", index=93)
 
 _SIZES = {"quick": dict(batch=2, length=48, channels=5, state=3), "full": dict(batch=3, length=384, channels=7, state=5)}
 
@@ -63,8 +62,12 @@ def negative_control(rng: np.random.Generator, size: str = "quick"):
     return _verdict(rng, size, _matrix_off_by_one)
 
 
-def proof(length: int = 4, state: int = 2) -> Proof:
-    """Exact: unrolled recurrence == matrix form, all entries symbolic (one channel)."""
+def proof_residuals(length: int = 4, state: int = 2, *, extra_step: bool = False) -> list:
+    """Symbolic y_t(recurrence) - y_t(matrix form), simplified, for t = 0..length-1 (one channel).
+
+    ``extra_step=True`` uses the wrong decay Σ_{k=s..t} (the negative control): its
+    residuals are nonzero, which shows the proof can fail.
+    """
     import sympy as sp
 
     L, N = length, state
@@ -73,19 +76,25 @@ def proof(length: int = 4, state: int = 2) -> Proof:
     A = sp.symbols(f"A0:{N}", negative=True)
     B = [sp.symbols(f"B{t}_0:{N}", real=True) for t in range(L)]
     C = [sp.symbols(f"C{t}_0:{N}", real=True) for t in range(L)]
+    first = 0 if extra_step else 1
     h = [sp.Integer(0)] * N
-    ok = True
+    residuals = []
     for t in range(L):
-        h = [sp.exp(dl[t] * A[n]) * h[n] + dl[t] * x[t] * B[t][n] for n in range(N)]
+        h = [sp.exp(dl[t] * A[n]) * h[n] + dl[t] * x[t] * B[t][n] for n in range(N)]  # recurrence
         y_rec = sum(C[t][n] * h[n] for n in range(N))
-        y_mat = sum(
-            C[t][n] * sp.exp(sum((dl[k] * A[n] for k in range(s + 1, t + 1)), sp.Integer(0))) * dl[s] * B[s][n] * x[s]
+        y_mat = sum(  # matrix form: M[t, s] x_s
+            C[t][n] * sp.exp(sum((dl[k] * A[n] for k in range(s + first, t + 1)), sp.Integer(0))) * dl[s] * B[s][n] * x[s]
             for s in range(t + 1)
             for n in range(N)
         )
-        diff = sp.expand(sp.powsimp(sp.expand(y_rec - y_mat), combine="exp"))
-        ok = ok and diff == 0
-    return Proof(bool(ok), f"sympy: unrolled recurrence = M x for L={L}, N={N}, all entries symbolic")
+        residuals.append(sp.expand(sp.powsimp(sp.expand(y_rec - y_mat), combine="exp")))
+    return residuals
+
+
+def proof(length: int = 4, state: int = 2) -> Proof:
+    """Exact: unrolled recurrence == matrix form, all entries symbolic (one channel)."""
+    ok = all(r == 0 for r in proof_residuals(length, state))
+    return Proof(ok, f"sympy: unrolled recurrence = M x for L={length}, N={state}, all entries symbolic")
 
 
 CLAIM = register(
@@ -93,7 +102,8 @@ CLAIM = register(
         id="ssm.selective-scan-is-attention",
         paper=PAPER,
         statement="A selective SSM layer (Mamba's scan) equals y = M x + D x with the lower-triangular, "
-        "data-dependent attention matrix M[t,s] = sum_n C_t[n] exp(sum_{k=s+1..t} delta_k A[n]) delta_s B_s[n].",
+        "data-dependent attention matrix M[t,s] = sum_n C_t[n] exp(sum_{k=s+1..t} delta_k A[n]) delta_s B_s[n] "
+        "(the hidden attention of Ali, Zimerman & Wolf 2024, arXiv:2403.01590; #6).",
         kind="identity",
         check=check,
         negative_control=negative_control,

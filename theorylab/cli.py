@@ -1,0 +1,160 @@
+"""The ``theorylab`` command: ``list``, ``verify``, ``reproduce``, ``bench``, ``readme-table``.
+
+* ``theorylab list [--json]``: registered claims with paper, kind and experiment.
+* ``theorylab verify [CLAIM_OR_THEME ...] [--samples N] [--seed S] [--full] [--json]``:
+  runs each claim's check on N random instances and its negative control; exits 1 if a
+  claim fails, a control is not rejected, or a proof fails.
+* ``theorylab reproduce [EXPERIMENT ...] [--quick] [--out DIR]``: runs experiment
+  scripts, writing ``<stem>.png`` and ``<stem>.json``.
+* ``theorylab bench [NAME ...] [--smoke]``: runs benchmark scripts, printing ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+from . import claims as C
+from .experiment import progress, repo_root
+
+
+def _scripts(folder: str) -> dict[str, Path]:
+    d = repo_root() / folder
+    if not d.is_dir():
+        raise SystemExit(
+            f"theorylab: no {folder}/ folder at {d}; `reproduce` and `bench` run from a source checkout "
+            "(pip install -e .)"
+        )
+    return {p.stem: p for p in sorted(d.glob("*.py")) if not p.name.startswith("_") and p.stem != "gpu_check"}
+
+
+def _run_script(path: Path, argv: list[str]):
+    spec = importlib.util.spec_from_file_location(f"_theorylab_script_{path.stem}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    if not hasattr(mod, "main"):
+        raise SystemExit(f"theorylab: {path} has no main(argv)")
+    return mod.main(argv)
+
+
+def _pick(available: dict, names: list[str], what: str) -> list[str]:
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise SystemExit(f"theorylab: unknown {what} {unknown}; available: {sorted(available)}")
+    return names or sorted(available)
+
+
+def cmd_list(args) -> int:
+    claims = C.all_claims()
+    if args.json:
+        rows = [
+            {"id": c.id, "paper": c.paper.cite(), "kind": c.kind, "experiment": c.experiment,
+             "statement": c.statement, "module": c.module, "test": c.test, "negative_control": c.controls}
+            for c in claims
+        ]
+        print(json.dumps({"claims": rows}, indent=1))
+        return 0
+    w = max(len(c.id) for c in claims)
+    print(f"{'claim':<{w}}  {'kind':<11}  {'paper':<8}  experiment")
+    for c in claims:
+        print(f"{c.id:<{w}}  {c.kind:<11}  {c.paper.short():<8}  {c.experiment or '-'}")
+    return 0
+
+
+def _fmt(x) -> str:
+    return f"{x:.2e}" if isinstance(x, float) else str(x)
+
+
+def cmd_verify(args) -> int:
+    try:
+        claims = C.select(args.claims)
+    except ValueError as e:
+        raise SystemExit(f"theorylab: {e}")
+    size = "full" if args.full else "quick"
+    reports = []
+    for claim in progress(claims, desc=f"verify ({size})") if not args.json else claims:
+        reports.append(C.run_claim(claim, samples=args.samples, seed=args.seed, size=size))
+    if args.json:
+        print(json.dumps({"size": size, "seed": args.seed, "claims": [r.as_json() for r in reports]}, indent=1))
+    else:
+        w = max(len(r.claim.id) for r in reports)
+        print(f"{'claim':<{w}}  {'paper':<7} {'holds':<5}  {'max error':>9}  {'tolerance':>9}  {'control':<8}  "
+              f"{'proof':<5}  {'n':>3}  backend")
+        for r in reports:
+            proof = "-" if r.proved is None else ("yes" if r.proved else "FAIL")
+            control = "rejected" if r.negative_control_rejected else "ACCEPTED"
+            print(f"{r.claim.id:<{w}}  {r.claim.paper.short():<7} {'yes' if r.holds else 'NO':<5}  {_fmt(r.max_error):>9}  "
+                  f"{_fmt(r.tolerance):>9}  {control:<8}  {proof:<5}  {r.samples:>3}  {r.backend}")
+        bad = [r.claim.id for r in reports if not r.ok]
+        print(f"\n{len(reports) - len(bad)}/{len(reports)} claims hold with their negative control rejected ({size} budget, "
+              f"seed {args.seed})" + (f"; FAILED: {bad}" if bad else ""))
+        for r in reports:
+            if not r.ok:
+                print(f"  {r.claim.id}: {r.detail}")
+    return 0 if all(r.ok for r in reports) else 1
+
+
+def cmd_reproduce(args) -> int:
+    scripts = _scripts("experiments")
+    names = _pick(scripts, args.experiments, "experiment")
+    argv = (["--quick"] if args.quick else []) + (["--out", str(args.out)] if args.out else [])
+    for name in progress(names, desc="reproduce"):
+        _run_script(scripts[name], argv)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    scripts = _scripts("benchmarks")
+    names = _pick(scripts, args.names, "benchmark")
+    argv = ["--smoke"] if args.smoke else []
+    for name in names:
+        _run_script(scripts[name], argv)
+    return 0
+
+
+def cmd_readme_table(args) -> int:
+    from .readme import claims_table
+
+    print(claims_table())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="theorylab", description="Theoretical claims about sequence models, checked.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("list", help="list registered claims")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_list)
+    s = sub.add_parser("verify", help="check claims and reject their negative controls")
+    s.add_argument("claims", nargs="*", help="claim ids or themes (default: all)")
+    s.add_argument("--samples", type=int, default=None, help="random instances per claim (default: the claim's own)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--full", action="store_true", help="full budget (larger sizes, longer statistical runs)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_verify)
+    s = sub.add_parser("reproduce", help="run experiment scripts and write their figures")
+    s.add_argument("experiments", nargs="*", help="experiment stems (default: all)")
+    s.add_argument("--quick", action="store_true", help="small sizes: every figure in a few minutes")
+    s.add_argument("--out", type=Path, default=None, help="output folder (default: figures/)")
+    s.set_defaults(func=cmd_reproduce)
+    s = sub.add_parser("bench", help="run benchmark scripts and print ratios")
+    s.add_argument("names", nargs="*", help="benchmark names (default: all)")
+    s.add_argument("--smoke", action="store_true", help="tiny sizes: check that they run")
+    s.set_defaults(func=cmd_bench)
+    s = sub.add_parser("readme-table", help="print the README claims table generated from the registry")
+    s.set_defaults(func=cmd_readme_table)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "samples", None) is not None and args.samples < 1:
+        raise SystemExit("theorylab: --samples must be >= 1")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
