@@ -34,6 +34,7 @@ def _scripts(folder: str) -> dict[str, Path]:
 def _run_script(path: Path, argv: list[str]):
     spec = importlib.util.spec_from_file_location(f"_theorylab_script_{path.stem}", path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up here
     spec.loader.exec_module(mod)
     if not hasattr(mod, "main"):
         raise SystemExit(f"theorylab: {path} has no main(argv)")

@@ -1,0 +1,63 @@
+"""Experiment machinery and the hidden-attention figure in quick mode, at tiny sizes."""
+
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from theorylab.cli import _run_script, _scripts
+from theorylab.experiment import run_experiment
+
+
+@dataclass(frozen=True)
+class Cfg:
+    seeds: tuple = (0, 1)
+    n: int = 3
+    scale: float = 1.0
+
+
+def test_run_experiment_writes_png_and_json_with_provenance(tmp_path):
+    def compute(cfg):
+        return {"values": [cfg.scale * i for i in range(cfg.n)]}
+
+    def plot(data, path):
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots()
+        ax.plot(data["values"])
+        fig.savefig(path)
+        plt.close(fig)
+
+    paths = run_experiment("toy", Cfg, Cfg(), Cfg(n=2), compute, plot, ["--quick", "--scale", "2.5", "--seeds", "3,4",
+                                                                       "--out", str(tmp_path)])
+    rec = json.loads((tmp_path / "toy.json").read_text())
+    assert rec["data"] == {"values": [0.0, 2.5]} and rec["quick"] is True
+    prov = rec["provenance"]
+    assert prov["config"] == {"seeds": [3, 4], "n": 2, "scale": 2.5} and prov["seeds"] == [3, 4]
+    assert {"numpy", "torch", "theorylab", "python"} <= set(prov["versions"]) and "git_commit" in prov
+    assert (tmp_path / "toy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert paths["png"].endswith("toy.png")
+    assert not list(tmp_path.glob(".toy*"))  # no temp files left behind
+
+
+def test_failed_plot_leaves_no_partial_file(tmp_path):
+    def plot(data, path):
+        path.write_text("half")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        run_experiment("toy", Cfg, Cfg(), Cfg(), lambda cfg: {}, plot, ["--out", str(tmp_path)])
+    assert not (tmp_path / "toy.png").exists() and not list(tmp_path.glob(".toy*"))
+
+
+def test_hidden_attention_figure_quick_is_deterministic(tmp_path):
+    tiny = ["--error-lengths", "4,9", "--time-lengths", "16,32,64", "--time-matrix-max", "32", "--heat-length", "8"]
+    script = _scripts("experiments")["ssm_hidden_attention"]
+    _run_script(script, ["--quick", "--out", str(tmp_path), *tiny])
+    first = json.loads((tmp_path / "ssm_hidden_attention.json").read_text())["data"]
+    _run_script(script, ["--quick", "--out", str(tmp_path), *tiny])
+    second = json.loads((tmp_path / "ssm_hidden_attention.json").read_text())["data"]
+    for key in ("heatmaps", "errors"):  # the data (not the timings) is the same for the same command
+        assert first[key] == second[key]
+    assert max(max(e) for e in first["errors"]["float64"]) < 1e-10
+    assert max(max(e) for e in first["errors"]["float32"]) < 1e-4

@@ -1,0 +1,79 @@
+"""Hypothesis strategies and equivalence helpers for testing *your* kernels against theorylab.
+
+Typical use (a pytest test in your project)::
+
+    from theorylab.testing import assert_equivalent, selective_scan_inputs
+    from theorylab.ssm import selective_scan
+
+    def test_my_scan():
+        assert_equivalent(
+            my_scan,                                    # your kernel: same keyword arguments
+            lambda **p: selective_scan(**p, backend="ref"),
+            selective_scan_inputs(dtype="float32"),
+            dtype="float32",
+        )
+
+Strategies draw *sizes and a seed* (awkward on purpose: length 1, odd lengths, state 1,
+distinct small dimensions 2/3/5/7 so a transposed axis cannot pass) and build arrays with
+the module's ``make_inputs``; the reference sees the candidate's inputs rounded to its dtype
+and upcast to float64, and the comparison uses the tolerance policy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from .tolerances import assert_close
+
+__all__ = ["awkward_sizes", "seeds", "selective_scan_inputs", "assert_equivalent"]
+
+seeds = st.integers(0, 2**32 - 1)
+SMALL = (1, 2, 3, 5, 7)
+
+
+def awkward_sizes(max_length: int = 64, *, small=SMALL) -> st.SearchStrategy[int]:
+    """Lengths that break chunked code: 1, primes, one off a power of two, and any up to the max."""
+    picks = [n for n in (1, 2, 3, 7, 15, 17, 31, 33, 63, 65) if n <= max_length]
+    return st.one_of(st.sampled_from(picks), st.integers(1, max_length))
+
+
+def selective_scan_inputs(dtype="float64", max_length: int = 64, max_batch: int = 2) -> st.SearchStrategy[dict]:
+    """Keyword arguments ``x, delta, A, B, C, D`` for ``theorylab.ssm.selective_scan``."""
+    from .ssm import make_inputs
+
+    @st.composite
+    def build(draw):
+        sizes = dict(
+            batch=draw(st.integers(1, max_batch)),
+            length=draw(awkward_sizes(max_length)),
+            channels=draw(st.sampled_from(SMALL)),
+            state=draw(st.sampled_from(SMALL)),
+        )
+        return make_inputs(np.random.default_rng(draw(seeds)), **sizes, dtype=np.dtype(dtype))
+
+    return build()
+
+
+def _upcast(p: dict) -> dict:
+    return {k: (v.astype(np.float64) if isinstance(v, np.ndarray) else v) for k, v in p.items()}
+
+
+def assert_equivalent(candidate, reference, inputs: st.SearchStrategy[dict], *, dtype="float64",
+                      max_examples: int | None = None) -> None:
+    """Run ``candidate(**p)`` against ``reference(**upcast(p))`` on inputs drawn from ``inputs``.
+
+    Raises hypothesis' shrunk counterexample (an ``AssertionError`` with the normwise error
+    and worst index) when the two differ beyond the policy rtol of ``dtype``.
+    """
+
+    @given(p=inputs)
+    def run(p):
+        out = candidate(**p)
+        ref = reference(**_upcast(p))
+        assert_close(out, ref, dtype=dtype, name=getattr(candidate, "__name__", "candidate"))
+
+    if max_examples is not None:
+        run = settings(max_examples=max_examples)(run)
+    run()
