@@ -1,0 +1,17 @@
+"""Every benchmark script runs in smoke mode (tiny sizes) and returns its measurements.
+
+Benchmarks are not timed tests: speed targets live in the scripts and BENCHMARKS.md.
+"""
+
+import pytest
+
+from theorylab.cli import _run_script, _scripts
+
+BENCHES = _scripts("benchmarks")
+
+
+@pytest.mark.parametrize("name", sorted(BENCHES))
+def test_benchmark_smoke(name, capsys):
+    out = _run_script(BENCHES[name], ["--smoke"])
+    assert isinstance(out, dict) and out, f"{name}.main must return its results"
+    assert capsys.readouterr().out.strip(), f"{name} printed nothing"
