@@ -4,6 +4,7 @@ Public API (see each module's docstring for the claim it encodes):
 
 * :func:`selective_scan`, :func:`selective_attention_matrix` -- #93/#6: a selective SSM
   layer is causal, data-dependent attention.
+* :mod:`implicit_attention` -- #6: Mamba, Griffin and RWKV layers as y = Ĥ(x) v.
 """
 
 from .selective import (
@@ -15,6 +16,7 @@ from .selective import (
     selective_scan_ref,
 )
 from . import hidden_attention as _hidden_attention  # noqa: F401  (registers the claim)
+from . import implicit_attention  # noqa: F401  (#6: whole layers as implicit attention; registers its claim)
 
 __all__ = [
     "selective_scan",
@@ -23,4 +25,5 @@ __all__ = [
     "selective_attention_matrix_ref",
     "scan_combine",
     "make_inputs",
+    "implicit_attention",
 ]
