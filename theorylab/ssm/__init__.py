@@ -5,6 +5,7 @@ Public API (see each module's docstring for the claim it encodes):
 * :func:`selective_scan`, :func:`selective_attention_matrix` -- #93/#6: a selective SSM
   layer is causal, data-dependent attention.
 * :mod:`implicit_attention` -- #6: Mamba, Griffin and RWKV layers as y = Ĥ(x) v.
+* :mod:`dsf` -- #49: one recurrence h_t = Λ_t h_{t-1} + B_t u_t for attention and SSMs.
 """
 
 from .selective import (
@@ -17,6 +18,7 @@ from .selective import (
 )
 from . import hidden_attention as _hidden_attention  # noqa: F401  (registers the claim)
 from . import implicit_attention  # noqa: F401  (#6: whole layers as implicit attention; registers its claim)
+from . import dsf  # noqa: F401  (#49: the dynamical systems framework; registers its claim)
 
 __all__ = [
     "selective_scan",
@@ -26,4 +28,5 @@ __all__ = [
     "scan_combine",
     "make_inputs",
     "implicit_attention",
+    "dsf",
 ]
