@@ -7,8 +7,15 @@ Public API (each module's docstring states the claim it encodes):
   :func:`window_global`, :func:`bigbird`, :func:`full_causal` -- objects with ``mask(n)``,
   exact ``nnz(n)``, ``row(i, n)``, ``row_counts(n)``, ``csr(n)``, ``density(n)`` and
   ``block_density(n, block)``.
+* attention (:mod:`theorylab.sparse.attention`, #10): :func:`attention` -- softmax over a
+  pattern's allowed keys; backends ``"ref"`` (dense masked, float64), ``"numba"``
+  (compressed rows), ``"torch"`` (fold and merge for strided / fixed); :func:`attention_ref`,
+  :func:`make_inputs`.
+* claims: :mod:`~theorylab.sparse.counting` (nnz exponents and closed forms),
+  :mod:`~theorylab.sparse.equivalence` (every path = dense masked softmax).
 """
 
+from .attention import attention, attention_ref, make_inputs
 from .patterns import (
     BigBird,
     Fixed,
@@ -41,5 +48,9 @@ __all__ = [
     "window_global",
     "bigbird",
     "full_causal",
+    "attention",
+    "attention_ref",
+    "make_inputs",
 ]
 from . import counting as _counting  # noqa: F401,E402  (registers the complexity claims)
+from . import equivalence as _equivalence  # noqa: F401,E402  (registers the identity claims)

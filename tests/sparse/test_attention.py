@@ -1,0 +1,173 @@
+"""Sparse attention: every backend and both fold-and-merge kernels against the float64
+dense masked-softmax reference; awkward sizes; containers; bad inputs; claims."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from theorylab import sparse
+from theorylab.backends import numba_available
+from theorylab.claims import get
+from theorylab.sparse._torch_attention import attention_torch
+from theorylab.sparse.equivalence import FAMILIES, draw_pattern
+from theorylab.tolerances import assert_close
+
+BACKENDS = [
+    "ref",
+    pytest.param("numba", marks=pytest.mark.skipif(not numba_available(), reason="numba is not installed")),
+    "torch",
+]
+
+
+@st.composite
+def cases(draw, families=FAMILIES, max_length=70):
+    """Sizes and a seed; the pattern is drawn from the seed."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    family = draw(st.sampled_from(families))
+    sizes = dict(
+        batch=draw(st.integers(1, 2)),
+        heads=draw(st.sampled_from([1, 3])),
+        length=draw(st.integers(1, max_length)),
+        head_dim=draw(st.sampled_from([1, 3, 5, 8])),
+    )
+    sizes["value_dim"] = draw(st.sampled_from([sizes["head_dim"], 2]))
+    return seed, family, sizes
+
+
+def _instance(seed, family, sizes, dtype):
+    rng = np.random.default_rng(seed)
+    pattern = draw_pattern(rng, family)
+    x = sparse.make_inputs(rng, **sizes, dtype=dtype)
+    ref = sparse.attention_ref(*(x[c].astype(np.float64) for c in "qkv"), pattern)  # same rounded values, upcast
+    return pattern, x, ref
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@given(case=cases())
+@example(case=(0, "strided", dict(batch=1, heads=1, length=1, head_dim=1, value_dim=1)))
+@example(case=(1, "fixed", dict(batch=1, heads=1, length=13, head_dim=3, value_dim=3)))
+@example(case=(2, "strided", dict(batch=2, heads=3, length=63, head_dim=5, value_dim=2)))
+@settings(max_examples=40)
+def test_backends_match_reference(backend, dtype, case):
+    pattern, x, ref = _instance(*case, dtype)
+    out = sparse.attention(x["q"], x["k"], x["v"], pattern, backend=backend)
+    assert isinstance(out, np.ndarray) and out.dtype == dtype and out.shape == ref.shape
+    assert_close(out, ref, dtype=dtype, name=f"{backend} {pattern} {case[2]}")
+
+
+@pytest.mark.parametrize("kernel", ["matmul", "flash_cpu"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@given(case=cases(families=("strided", "fixed"), max_length=150), chunk=st.sampled_from([1, 3, 32]))
+@example(case=(3, "strided", dict(batch=1, heads=1, length=1, head_dim=1, value_dim=1)), chunk=32)
+@example(case=(4, "fixed", dict(batch=1, heads=2, length=97, head_dim=7, value_dim=7)), chunk=32)
+@settings(max_examples=40)
+def test_fold_and_merge_kernels(kernel, dtype, case, chunk):
+    """Both dense-block kernels of the fold-and-merge path, any n (divisible by l or not)."""
+    seed, family, sizes = case
+    if kernel == "flash_cpu":
+        sizes = {**sizes, "value_dim": sizes["head_dim"]}
+    pattern, x, ref = _instance(seed, family, sizes, np.float64 if dtype == torch.float64 else np.float32)
+    q, k, v = (torch.from_numpy(x[c]) for c in "qkv")
+    scale = sizes["head_dim"] ** -0.5
+    if family == "strided":
+        from theorylab.sparse._torch_attention import strided_fold_merge
+
+        out = strided_fold_merge(q, k, v, pattern.l, scale, kernel=kernel, chunk=chunk)
+    else:
+        out = attention_torch(q, k, v, pattern, scale, kernel=kernel)
+    assert out.dtype == dtype
+    assert_close(out, ref, dtype=dtype, name=f"{kernel} {pattern}")
+
+
+def test_torch_in_torch_out_and_scale():
+    rng = np.random.default_rng(5)
+    x = sparse.make_inputs(rng, batch=1, heads=2, length=19, head_dim=3, dtype=np.float32)
+    q, k, v = (torch.from_numpy(x[c]) for c in "qkv")
+    out = sparse.attention(q, k, v, sparse.strided(4), scale=0.3)
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32 and out.device == q.device
+    ref = sparse.attention_ref(x["q"], x["k"], x["v"], sparse.strided(4), scale=0.3)
+    assert_close(out, ref, dtype=np.float32)
+    for backend in ("ref", "numba", "torch"):
+        assert isinstance(sparse.attention(q, k, v, sparse.fixed(4, 2), backend=backend), torch.Tensor)
+
+
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 40))
+def test_batch_invariance_and_full_equals_causal_softmax(seed, n):
+    rng = np.random.default_rng(seed)
+    x = sparse.make_inputs(rng, batch=3, heads=1, length=n, head_dim=2)
+    pattern = draw_pattern(rng)
+    whole = sparse.attention(x["q"], x["k"], x["v"], pattern, backend="torch")
+    for b in range(3):
+        part = sparse.attention(x["q"][b : b + 1], x["k"][b : b + 1], x["v"][b : b + 1], pattern, backend="torch")
+        assert_close(part, whole[b : b + 1], dtype=np.float64)
+    sdpa = torch.nn.functional.scaled_dot_product_attention(*(torch.from_numpy(x[c]) for c in "qkv"), is_causal=True)
+    assert_close(sparse.attention(x["q"], x["k"], x["v"], sparse.full_causal(), backend="numba"), sdpa.numpy(), dtype=np.float64)
+
+
+def test_length_one_is_value():
+    x = sparse.make_inputs(np.random.default_rng(0), length=1, head_dim=3)
+    for p in (sparse.strided(5), sparse.fixed(2, 1), sparse.power_attention()):
+        assert_close(sparse.attention(x["q"], x["k"], x["v"], p, backend="torch"), x["v"], dtype=np.float64)
+
+
+def _arrays(**over):
+    x = sparse.make_inputs(np.random.default_rng(0), batch=1, heads=2, length=6, head_dim=3)
+    x.update(over)
+    return x
+
+
+@pytest.mark.parametrize(
+    "over, pattern, kw, err, word",
+    [
+        (dict(q=np.zeros((2, 6, 3))), sparse.strided(2), {}, ValueError, "q"),
+        (dict(k=np.zeros((1, 2, 5, 3))), sparse.strided(2), {}, ValueError, "k"),
+        (dict(v=np.zeros((1, 2, 7, 3))), sparse.strided(2), {}, ValueError, "v"),
+        (dict(v=np.zeros((1, 2, 6, 3), dtype=np.float32)), sparse.strided(2), {}, TypeError, "dtype"),
+        (dict(q=np.zeros((1, 2, 6, 3), dtype=np.int64)), sparse.strided(2), {}, TypeError, "q"),
+        (dict(k=[[1.0]]), sparse.strided(2), {}, TypeError, "k"),
+        (dict(q=np.full((1, 2, 6, 3), np.nan)), sparse.strided(2), {}, ValueError, "q"),
+        (dict(v=np.full((1, 2, 6, 3), np.inf)), sparse.strided(2), {}, ValueError, "v"),
+        (dict(q=np.zeros((1, 0, 6, 3)), k=np.zeros((1, 0, 6, 3)), v=np.zeros((1, 0, 6, 3))), sparse.strided(2), {}, ValueError, "q"),
+        ({}, "strided", {}, TypeError, "pattern"),
+        ({}, np.ones((6, 6), bool), {}, TypeError, "pattern"),
+        ({}, sparse.strided(2), dict(scale=0.0), ValueError, "scale"),
+        ({}, sparse.strided(2), dict(scale=float("nan")), ValueError, "scale"),
+        ({}, sparse.strided(2), dict(scale="1"), TypeError, "scale"),
+        ({}, sparse.strided(2), dict(backend="cuda"), ValueError, "backend"),
+        ({}, sparse.strided(2), dict(backend=None), TypeError, "backend"),
+    ],
+)
+def test_bad_input_names_the_argument(over, pattern, kw, err, word):
+    x = _arrays(**over)
+    with pytest.raises(err, match=word):
+        sparse.attention(x["q"], x["k"], x["v"], pattern, **kw)
+
+
+@given(shape=st.lists(st.integers(0, 4), min_size=1, max_size=5), which=st.sampled_from("qkv"))
+def test_random_wrong_shapes_raise_value_error(shape, which):
+    x = _arrays()
+    x[which] = np.zeros(shape)
+    if x[which].shape == (1, 2, 6, 3) or (which == "v" and len(shape) == 4 and shape[:3] == [1, 2, 6] and shape[3] > 0):
+        return  # a valid shape
+    with pytest.raises(ValueError, match=which):
+        sparse.attention(x["q"], x["k"], x["v"], sparse.strided(2))
+
+
+def test_mixed_containers_rejected():
+    x = _arrays()
+    with pytest.raises(TypeError, match="mix"):
+        sparse.attention(torch.from_numpy(x["q"]), x["k"], x["v"], sparse.strided(2))
+
+
+@pytest.mark.parametrize("claim_id", ["sparse.attention-is-masked-softmax", "sparse.fold-and-merge-is-exact"])
+@given(seed=st.integers(0, 2**32 - 1))
+@settings(max_examples=8)
+def test_identity_claims_hold_and_controls_fail(claim_id, seed):
+    claim = get(claim_id)
+    ok = claim.check(np.random.default_rng(seed), "quick")
+    bad = claim.negative_control(np.random.default_rng(seed), "quick")
+    assert ok.holds, ok.detail
+    assert not bad.holds, bad.detail

@@ -1,0 +1,164 @@
+"""torch paths of :func:`theorylab.sparse.attention` (CPU and CUDA); each must match ``attention_ref``.
+
+* :func:`strided_fold_merge` and :func:`fixed_fold_merge` -- the fold-and-merge
+  factorization of the module docstring of :mod:`theorylab.sparse.attention`;
+* :func:`masked_dense` -- dense masked softmax for any other pattern.
+
+Every dense block goes through :func:`lse_attention`, which returns the block's softmax
+output *and* its log-sum-exp, so that blocks over disjoint key sets merge exactly:
+
+    L = log(e^{L₁} + e^{L₂}),      out = out₁ e^{L₁ − L} + out₂ e^{L₂ − L}.
+
+``kernel="flash_cpu"`` runs a block with torch's fused CPU flash-attention operator
+(``aten._scaled_dot_product_flash_attention_for_cpu``, which returns the log-sum-exp);
+``kernel="matmul"`` with explicit matrix products (any device, any value width);
+``"auto"`` takes ``flash_cpu`` for CPU tensors whose value width equals the key width
+and ``matmul`` otherwise.  Both kernels are tested against the reference.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .patterns import Fixed, Pattern, Strided
+
+KERNELS = ("auto", "flash_cpu", "matmul")
+WINDOW_CHUNK = 32  # queries per dense block of the strided band (keys per block: l + 32)
+
+
+def _pick_kernel(kernel: str, q, v) -> str:
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}; got {kernel!r}")
+    if kernel != "auto":
+        return kernel
+    has_op = hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu")
+    return "flash_cpu" if has_op and q.device.type == "cpu" and q.shape[-1] == v.shape[-1] else "matmul"
+
+
+def lse_attention(q, k, v, scale: float, *, allowed=None, causal: bool = False, kernel: str = "auto"):
+    """Softmax attention of one dense block and its log-sum-exp.
+
+    q (B, H, m, d), k (B, H, s, d), v (B, H, s, dv); ``allowed`` a bool mask broadcastable
+    to (B, H, m, s), or ``causal=True`` (m = s, j <= i).  Every row needs an allowed key.
+    Returns out (B, H, m, dv) and L (B, H, m) with L_i = log Σ_{j allowed} e^{scale <q_i, k_j>}.
+    """
+    kernel = _pick_kernel(kernel, q, v)
+    if kernel == "flash_cpu":
+        bias = None
+        if allowed is not None:
+            bias = torch.zeros(allowed.shape, dtype=q.dtype, device=q.device).masked_fill_(~allowed, float("-inf"))
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, causal, attn_mask=bias, scale=scale)
+        return out, lse.to(q.dtype)
+    s = (q * scale) @ k.transpose(-1, -2)  # (B, H, m, s)
+    if causal:
+        allowed = torch.ones(s.shape[-2:], dtype=torch.bool, device=q.device).tril_()
+    if allowed is not None:
+        s.masked_fill_(~allowed, float("-inf"))
+    mx = s.amax(dim=-1, keepdim=True)  # (B, H, m, 1): finite, each row has a key
+    s.sub_(mx).exp_()
+    z = s.sum(dim=-1, keepdim=True)  # (B, H, m, 1)
+    return (s @ v) / z, (mx + torch.log(z)).squeeze(-1)
+
+
+def _merge(o1, l1, o2, l2):
+    """out = o₁ e^{L₁ − L} + o₂ e^{L₂ − L},  L = logaddexp(L₁, L₂)."""
+    lse = torch.logaddexp(l1, l2)
+    return o1 * torch.exp(l1 - lse).unsqueeze(-1) + o2 * torch.exp(l2 - lse).unsqueeze(-1)
+
+
+def _pad_to(x, length: int):
+    """Zero-pad (B, n, e) along n to ``length``."""
+    return x if x.shape[1] == length else F.pad(x, (0, 0, 0, length - x.shape[1]))
+
+
+def strided_fold_merge(q, k, v, l: int, scale: float, *, kernel: str = "auto", chunk: int = WINDOW_CHUNK):
+    """Strided(l) attention in three dense parts (i = a·l + b):
+
+    0. queries i < l: their row is {0, …, i} -- causal attention over the first l tokens;
+    1. queries i >= l, band i − j ∈ [0, l]: blocks of ``chunk`` queries against the l + chunk
+       keys before them;
+    2. queries i >= 2l, stride i − j = t·l with t >= 2: in the (R, l) fold, column b, rows
+       a' <= a − 2 -- causal attention down each column;
+    merged by log-sum-exp (parts 1 and 2 are disjoint).  O(n·(l + chunk) + n²/l) scores.
+    """
+    B, H, n, d = q.shape
+    dv = v.shape[-1]
+    BH, dev = B * H, q.device
+    q3, k3, v3 = q.reshape(BH, n, d), k.reshape(BH, n, d), v.reshape(BH, n, dv)
+    out = torch.empty(BH, n, dv, dtype=q.dtype, device=dev)
+    head = min(n, l)
+    o0, _ = lse_attention(q3[:, None, :head], k3[:, None, :head], v3[:, None, :head], scale, causal=True, kernel=kernel)
+    out[:, :head] = o0[:, 0]
+    if n <= l:
+        return out.view(B, H, n, dv)
+
+    # 1. band.  Chunk t holds queries l + t·h … l + t·h + h − 1 and keys t·h … t·h + l + h − 1:
+    #    query u, key m of the chunk are l + u − m apart, allowed iff u <= m <= u + l.
+    h = chunk
+    C = -(-(n - l) // h)
+    keys_len = l + C * h
+    kp, vp = _pad_to(k3, keys_len).contiguous(), _pad_to(v3, keys_len).contiguous()  # (BH, l + C·h, ·)
+    qb = _pad_to(q3[:, l:], C * h).view(BH, C, h, d)  # (BH, C, h, d)
+    kb = kp.as_strided((BH, C, l + h, d), (keys_len * d, h * d, d, 1))  # overlapping windows
+    vb = vp.as_strided((BH, C, l + h, dv), (keys_len * dv, h * dv, dv, 1))
+    u = torch.arange(h, device=dev)[:, None]
+    m = torch.arange(l + h, device=dev)[None, :]
+    o1, l1 = lse_attention(qb, kb, vb, scale, allowed=(m >= u) & (m <= u + l), kernel=kernel)  # (BH, C, h, ·)
+    o1, l1 = o1.reshape(BH, C * h, dv)[:, : n - l], l1.reshape(BH, C * h)[:, : n - l]  # positions l … n−1
+    out[:, l : 2 * l] = o1[:, :l]
+    if n <= 2 * l:
+        return out.view(B, H, n, dv)
+
+    # 2. stride.  Fold to (BH, R, l, ·); queries of rows 2 … R−1 against keys of rows 0 … R−3
+    #    in the same column, causal along the rows.
+    R = -(-n // l)
+    qf = _pad_to(q3, R * l).view(BH, R, l, d)
+    kf = _pad_to(k3, R * l).view(BH, R, l, d)
+    vf = _pad_to(v3, R * l).view(BH, R, l, dv)
+    qc, kc, vc = qf[:, 2:].transpose(1, 2), kf[:, : R - 2].transpose(1, 2), vf[:, : R - 2].transpose(1, 2)  # (BH, l, R−2, ·)
+    o2, l2 = lse_attention(qc, kc, vc, scale, causal=True, kernel=kernel)  # (BH, l, R−2, ·)
+    o2 = o2.transpose(1, 2).reshape(BH, (R - 2) * l, dv)[:, : n - 2 * l]  # positions 2l … n−1
+    l2 = l2.transpose(1, 2).reshape(BH, (R - 2) * l)[:, : n - 2 * l]
+    out[:, 2 * l :] = _merge(o1[:, l:], l1[:, l:], o2, l2)
+    return out.view(B, H, n, dv)
+
+
+def fixed_fold_merge(q, k, v, l: int, c: int, scale: float, *, kernel: str = "auto"):
+    """Fixed(l, c) attention: causal attention inside each row of the (R, l) fold, merged by
+    log-sum-exp with attention to the last c columns of all earlier rows.
+    O(n·l + n·c·n/l) scores."""
+    B, H, n, d = q.shape
+    dv = v.shape[-1]
+    BH, dev = B * H, q.device
+    R = -(-n // l)
+    qf = _pad_to(q.reshape(BH, n, d), R * l).view(BH, R, l, d)  # (BH, R, l, d)
+    kf = _pad_to(k.reshape(BH, n, d), R * l).view(BH, R, l, d)
+    vf = _pad_to(v.reshape(BH, n, dv), R * l).view(BH, R, l, dv)
+    o1, l1 = lse_attention(qf, kf, vf, scale, causal=True, kernel=kernel)  # (BH, R, l, dv), (BH, R, l)
+    if R > 1:
+        # summary keys: columns l−c … l−1 of rows 0 … R−2, seen by the queries of later rows
+        qs = qf[:, 1:].reshape(BH, 1, (R - 1) * l, d)  # (BH, 1, (R−1)·l, d)
+        ks = kf[:, : R - 1, l - c :].reshape(BH, 1, (R - 1) * c, d)  # (BH, 1, (R−1)·c, d)
+        vs = vf[:, : R - 1, l - c :].reshape(BH, 1, (R - 1) * c, dv)
+        qrow = torch.arange((R - 1) * l, device=dev)[:, None] // l  # query row − 1
+        krow = torch.arange((R - 1) * c, device=dev)[None, :] // c  # key row
+        o2, l2 = lse_attention(qs, ks, vs, scale, allowed=krow <= qrow, kernel=kernel)  # (BH, 1, (R−1)·l, ·)
+        tail = _merge(o1[:, 1:], l1[:, 1:], o2.view(BH, R - 1, l, dv), l2.view(BH, R - 1, l))
+        o1 = torch.cat([o1[:, :1], tail], dim=1)  # (BH, R, l, dv)
+    return o1.reshape(BH, R * l, dv)[:, :n].reshape(B, H, n, dv)
+
+
+def masked_dense(q, k, v, pattern: Pattern, scale: float, *, kernel: str = "auto"):
+    """Dense softmax with the pattern's (n, n) mask, in the input dtype.  O(n²) memory."""
+    allowed = torch.from_numpy(pattern.mask(q.shape[2])).to(q.device)  # (n, n)
+    return lse_attention(q, k, v, scale, allowed=allowed, kernel=kernel)[0]
+
+
+def attention_torch(q, k, v, pattern: Pattern, scale: float, *, kernel: str = "auto"):
+    """Dispatch on the pattern: fold and merge where it factorizes, dense masked otherwise."""
+    if isinstance(pattern, Strided):
+        return strided_fold_merge(q, k, v, pattern.l, scale, kernel=kernel)
+    if isinstance(pattern, Fixed):
+        return fixed_fold_merge(q, k, v, pattern.l, pattern.c, scale, kernel=kernel)
+    return masked_dense(q, k, v, pattern, scale, kernel=kernel)

@@ -1,0 +1,147 @@
+"""Sparse attention: softmax restricted to a pattern's allowed keys.
+
+Papers: #10 Child et al., "Generating Long Sequences with Sparse Transformers" (2019,
+arXiv:1904.10509), Sec. 4.2-4.3 (factorized attention, and its realization by folding the
+sequence into an l × n/l grid); #53 BigBird and #24 PowerAttention for the other patterns.
+
+For a pattern with allowed sets Aᵢ (see :mod:`theorylab.sparse.patterns`; causal, i ∈ Aᵢ):
+
+    out_i = Σ_{j ∈ Aᵢ} softmax_j(s_ij) v_j,      s_ij = scale · <q_i, k_j>,   scale = 1/√d
+
+i.e. dense attention with the scores outside the pattern set to −∞ (the reference).
+
+Fold and merge (strided and fixed).  Write i = a·l + b: the sequence becomes a grid of
+R = ⌈n/l⌉ rows (a) and l columns (b), zero-padded to R·l (padded keys lie after every real
+query, so causality already hides them).  Split Aᵢ into two *disjoint* parts whose keys are
+dense blocks of the grid, attend to each part densely, and merge exactly:
+
+* strided:  A¹ᵢ = {0 <= i−j <= l} lies in grid rows a−1 and a (a band of width l + 1 in a
+  (l, 2l) block);  A²ᵢ minus A¹ᵢ = {i−j = t·l, t >= 2}: the same column b, rows <= a−2 --
+  causal dense attention down each column.
+* fixed:    A¹ᵢ = own row a, j <= i (causal l × l block);  A²ᵢ minus A¹ᵢ = the last c
+  columns of rows < a -- one dense (n, R·c) block with a row-causal mask.
+
+Each part P returns the unnormalized output o_P = Σ_{j∈P} e^{s_ij − m_P} v_j, its maximum
+m_P and its sum z_P = Σ_{j∈P} e^{s_ij − m_P}; with M = max(m₁, m₂),
+
+    out_i = (o₁ e^{m₁−M} + o₂ e^{m₂−M}) / (z₁ e^{m₁−M} + z₂ e^{m₂−M})
+
+which is the softmax over A¹ ∪ A² exactly because the parts are disjoint (the log-sum-exp
+merge: log z = M + log(z₁e^{m₁−M} + z₂e^{m₂−M})).  Work: strided 2·n·l + n·n/l score
+entries, fixed n·l + n·c·n/l: O(n√n) at l = √n, all of it dense matrix products.
+
+Backends: ``"ref"`` dense masked softmax in float64 (numpy); ``"numba"`` compressed-row
+loop over each query's allowed keys (O(nnz·d), float64 accumulation), must match the ref;
+``"torch"`` fold and merge for strided / fixed and dense masked softmax in the input dtype
+for every other pattern (O(n²) memory), each dense block by torch's fused CPU
+flash-attention kernel (which also returns the log-sum-exp) or by explicit matrix products
+(see :mod:`theorylab.sparse._torch_attention`), must match the ref; ``"auto"`` per
+:mod:`theorylab.backends`.
+
+Glossary (code -> paper): q, k, v -> Q, K, V; pattern -> the sets Aᵢ = A¹ᵢ ∪ A²ᵢ;
+l -> stride l; c -> c; scale -> 1/√d.
+
+Shapes: q, k (batch, heads, length, head_dim); v (batch, heads, length, value_dim);
+out (batch, heads, length, value_dim).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .. import _validate as V
+from ..backends import like_input, resolve_backend, to_numpy
+from .patterns import Pattern
+
+__all__ = ["attention", "attention_ref", "make_inputs", "BACKENDS"]
+
+BACKENDS = ("ref", "numba", "torch")
+
+
+def make_inputs(rng: np.random.Generator, *, batch=1, heads=1, length=16, head_dim=8, value_dim=None, dtype=np.float64) -> dict:
+    """One valid random instance: q, k, v standard normal (v with ``value_dim`` columns)."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
+    b, h, n, d = (int(s) for s in (batch, heads, length, head_dim))
+    dv = d if value_dim is None else int(value_dim)
+    if min(b, h, n, d, dv) < 1:
+        raise ValueError(f"sizes must be >= 1; got batch={b}, heads={h}, length={n}, head_dim={d}, value_dim={dv}")
+    q = rng.standard_normal((b, h, n, d))
+    k = rng.standard_normal((b, h, n, d))
+    v = rng.standard_normal((b, h, n, dv))
+    return {"q": q.astype(dtype), "k": k.astype(dtype), "v": v.astype(dtype)}
+
+
+def _validate(q, k, v, pattern, scale) -> tuple[str, float]:
+    kind = V.check_arrays({"q": q, "k": k, "v": v})
+    V.check_ndim("q", q, 4, "(batch, heads, length, head_dim)")
+    V.check_ndim("k", k, 4, "(batch, heads, length, head_dim)")
+    V.check_ndim("v", v, 4, "(batch, heads, length, value_dim)")
+    shapes = {"q": q.shape, "k": k.shape, "v": v.shape}
+    V.check_shape("k", k, tuple(q.shape), shapes)
+    V.check_shape("v", v, tuple(q.shape[:3]) + (int(v.shape[3]),), shapes)
+    for name, a in (("q", q), ("k", k), ("v", v)):
+        V.check_nonempty(name, a, "(every size must be >= 1)")
+        V.check_finite(name, a)
+    if not isinstance(pattern, Pattern):
+        raise TypeError(f"pattern must be a theorylab.sparse pattern (e.g. theorylab.sparse.strided(l)); got {type(pattern).__name__}")
+    d = int(q.shape[3])
+    if scale is None:
+        return kind, 1.0 / math.sqrt(d)
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
+        raise TypeError(f"scale must be a real number or None; got {type(scale).__name__}")
+    if not (math.isfinite(float(scale)) and float(scale) > 0):
+        raise ValueError(f"scale must be finite and > 0; got {scale}")
+    return kind, float(scale)
+
+
+# ---------------------------------------------------------------------------------------
+# reference: dense masked softmax, float64
+# ---------------------------------------------------------------------------------------
+def attention_ref(q, k, v, pattern: Pattern, scale: float | None = None) -> np.ndarray:
+    """float64 dense attention with s_ij = −∞ outside the pattern (the definition above)."""
+    q, k, v = (np.asarray(to_numpy(a), dtype=np.float64) for a in (q, k, v))
+    n, d = q.shape[2], q.shape[3]
+    scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    s = np.einsum("bhid,bhjd->bhij", q, k) * scale  # (b, h, n, n)
+    s = np.where(pattern.mask(n), s, -np.inf)
+    s = s - s.max(axis=-1, keepdims=True)  # every row holds its diagonal: max is finite
+    p = np.exp(s)
+    p /= p.sum(axis=-1, keepdims=True)
+    return np.einsum("bhij,bhjd->bhid", p, v)  # (b, h, n, dv)
+
+
+# ---------------------------------------------------------------------------------------
+# public API
+# ---------------------------------------------------------------------------------------
+def attention(q, k, v, pattern: Pattern, *, scale=None, backend="auto"):
+    """Softmax attention over ``pattern``'s allowed keys; see the module docstring.
+
+    q, k: (batch, heads, length, head_dim); v: (batch, heads, length, value_dim).
+    ``scale`` defaults to 1/√head_dim.  numpy in -> numpy out, torch in -> torch out on the
+    same device and dtype.  Backends: ``"ref"`` (float64 dense masked softmax),
+    ``"numba"`` (compressed rows, O(nnz·d)), ``"torch"`` (fold and merge for strided and
+    fixed; dense masked otherwise), ``"auto"``.
+    """
+    kind, scale = _validate(q, k, v, pattern, scale)
+    backend = resolve_backend(backend, (q,), valid=BACKENDS)
+    if backend == "ref":
+        out = attention_ref(q, k, v, pattern, scale)
+    elif backend == "numba":
+        from ._numba import attention_csr_numba
+
+        dtype = np.float64 if V.dtype_name(q) == "float64" else np.float32
+        indptr, indices = pattern.csr(int(q.shape[2]))
+        out = attention_csr_numba(*(to_numpy(a, dtype) for a in (q, k, v)), indptr, indices, scale)
+    else:
+        import torch
+
+        from ._torch_attention import attention_torch
+
+        args = [a if kind == "torch" else torch.from_numpy(np.ascontiguousarray(a)) for a in (q, k, v)]
+        out = attention_torch(*args, pattern, scale)
+    out = like_input(out, q)
+    return out.astype(q.dtype, copy=False) if kind == "numpy" else out
