@@ -1,0 +1,127 @@
+"""Selective scan on CPU: theorylab's numba kernel vs a per-timestep torch loop, in one run.
+
+    python benchmarks/ssm_scan.py            # float32, (batch 1, length 4096, channels 256, state 16)
+    python benchmarks/ssm_scan.py --smoke    # tiny sizes: checks that it runs
+    python benchmarks/ssm_scan.py --json --repeat 9
+
+Measured, float32, same inputs:
+
+* ``numba``: ``theorylab.ssm._numba.selective_scan_numba`` (what ``selective_scan(...,
+  backend="numba")`` runs after validation), compiled before timing;
+* ``torch_loop``: the baseline a user would otherwise write, Mamba's CPU reference
+  ``selective_scan_ref`` in its (batch, channels, length) layout:
+  deltaA = exp(einsum('bdl,dn->bdln', Δ, A)), deltaB_u = einsum('bdl,bnl,bdl->bdln', Δ, B, u),
+  then a Python loop over time x = deltaA[:, :, i] x + deltaB_u[:, :, i],
+  y_i = einsum('bdn,bn->bd', x, C[:, :, i]), and y = stack(y_i) + D u;
+* ``torch_chunked``: ``selective_scan(..., backend="torch")`` on torch tensors (chunked
+  parallel prefix scan);
+* ``exp_floor``: ``torch.exp`` over batch·length·channels·state float32 values into a
+  preallocated output -- the exponentials the scan needs, with nothing else; any scan
+  that evaluates its decays with torch pays at least this.
+
+Timings are interleaved (one call of each per round, ``--repeat`` rounds, medians), so
+load from other processes falls on all of them alike; only ratios are reported as results.
+Target: torch_loop / numba >= 30.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from theorylab.benchmarking import bench_parser, emit, timeit
+
+FULL = dict(batch=1, length=4096, channels=256, state=16)
+SMOKE = dict(batch=1, length=64, channels=16, state=4)
+TARGET_LOOP_OVER_NUMBA = 30.0
+
+
+def torch_loop_scan(u, delta, A, B, C, D):
+    """Mamba's CPU reference recurrence in torch; layout u, delta (b, d, l), B, C (b, n, l)."""
+    import torch
+
+    deltaA = torch.exp(torch.einsum("bdl,dn->bdln", delta, A))  # (b, d, l, n)
+    deltaB_u = torch.einsum("bdl,bnl,bdl->bdln", delta, B, u)  # (b, d, l, n)
+    x = A.new_zeros(u.shape[0], A.shape[0], A.shape[1])  # (b, d, n)
+    ys = []
+    for i in range(u.shape[2]):
+        x = deltaA[:, :, i] * x + deltaB_u[:, :, i]
+        ys.append(torch.einsum("bdn,bn->bd", x, C[:, :, i]))  # (b, d)
+    y = torch.stack(ys, dim=2)  # (b, d, l)
+    return y + u * D[:, None]
+
+
+def _interleaved(fns: dict, repeat: int) -> dict:
+    """Median seconds per function, one call of each per round."""
+    times = {k: [] for k in fns}
+    for _ in range(repeat):
+        for k, fn in fns.items():
+            times[k].append(timeit(fn, repeat=1, warmup=0))
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def main(argv=None) -> dict:
+    import numba
+    import torch
+
+    from theorylab.ssm import make_inputs, selective_scan, selective_scan_ref
+    from theorylab.ssm._numba import selective_scan_numba
+    from theorylab.tolerances import compare
+
+    p = bench_parser(__doc__.splitlines()[0])
+    args = p.parse_args(argv)
+    sizes = SMOKE if args.smoke else FULL
+    b, L, c, n = sizes["batch"], sizes["length"], sizes["channels"], sizes["state"]
+    print(f"ssm_scan: float32 {sizes}, numba threads {numba.get_num_threads()}, torch threads {torch.get_num_threads()}")
+
+    rng = np.random.default_rng(0)
+    p32 = make_inputs(rng, **sizes, dtype=np.float32)
+    names = ("x", "delta", "A", "B", "C", "D")
+    np_args = [p32[k] for k in names]
+    t_args = [torch.from_numpy(v) for v in np_args]  # theorylab layout (b, L, c) / (b, L, n)
+    x, delta, A, B, C, D = t_args
+    mamba_args = (
+        x.transpose(1, 2).contiguous(),  # u (b, c, L)
+        delta.transpose(1, 2).contiguous(),  # (b, c, L)
+        A,
+        B.transpose(1, 2).contiguous(),  # (b, n, L)
+        C.transpose(1, 2).contiguous(),  # (b, n, L)
+        D,
+    )
+    z = -torch.rand(b * L * c * n, dtype=torch.float32)  # exp arguments like Δ·A <= 0
+    z_out = torch.empty_like(z)
+
+    fns = {
+        "numba": lambda: selective_scan_numba(*np_args),
+        "torch_loop": lambda: torch_loop_scan(*mamba_args),
+        "torch_chunked": lambda: selective_scan(*t_args, backend="torch"),
+        "exp_floor": lambda: torch.exp(z, out=z_out),
+    }
+    outs = {k: fns[k]() for k in ("numba", "torch_loop", "torch_chunked")}  # warm-up: compiles numba
+    fns["exp_floor"]()
+
+    # correctness of what is timed, against the float64 reference on the same float32 values
+    ref, _ = selective_scan_ref(*[v.astype(np.float64) for v in np_args])
+    err = {
+        "numba": compare(outs["numba"][0], ref, dtype=np.float32).rel_error,
+        "torch_loop": compare(outs["torch_loop"].transpose(1, 2), ref, dtype=np.float32).rel_error,
+        "torch_chunked": compare(outs["torch_chunked"], ref, dtype=np.float32).rel_error,
+    }
+
+    t = _interleaved(fns, max(1, args.repeat))
+    results = {
+        "sizes": sizes,
+        "dtype": "float32",
+        "repeat": args.repeat,
+        **{f"time_{k}_s": v for k, v in t.items()},
+        **{f"rel_error_{k}": v for k, v in err.items()},
+        "torch_loop_over_numba": t["torch_loop"] / t["numba"],
+        "numba_over_exp_floor": t["numba"] / t["exp_floor"],
+        "torch_chunked_over_numba": t["torch_chunked"] / t["numba"],
+        "target_torch_loop_over_numba": TARGET_LOOP_OVER_NUMBA,
+    }
+    results["target_met"] = bool(results["torch_loop_over_numba"] >= TARGET_LOOP_OVER_NUMBA)
+    return emit("ssm_scan", results, args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""numba selective scan: its vectorizable exp, the scan and the matrix against the references.
+
+The sides are named ``out`` (numba) and ``ref`` (float64 reference on the same values:
+inputs rounded to the kernel's dtype first, then upcast).
+"""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import example, given, strategies as st
+
+pytest.importorskip("numba", reason="numba backend not installed")
+
+import numba  # noqa: E402
+
+from theorylab.ssm import make_inputs, selective_attention_matrix_ref, selective_scan_ref  # noqa: E402
+from theorylab.ssm._numba import (  # noqa: E402
+    _channel_block,
+    selective_attention_matrix_numba,
+    selective_scan_numba,
+    vexp,
+    vexp_array,
+)
+from theorylab.tolerances import assert_close  # noqa: E402
+
+F32_TINY = float(np.finfo(np.float32).tiny)  # 2^-126, below it vexp flushes to 0
+F32_MIN_ARG = float(np.log(np.float64(F32_TINY)))  # -87.3365
+ULP32 = 2.0**-23  # float32 spacing at 1: relative ulp size is between ULP32/2 and ULP32
+F64_TINY = float(np.finfo(np.float64).tiny)
+NAMES = ("x", "delta", "A", "B", "C", "D")
+
+
+# ---------------------------------------------------------------------------------------
+# vexp
+# ---------------------------------------------------------------------------------------
+def _check_exp32(xs):
+    x = np.asarray(xs, dtype=np.float32)
+    out = vexp_array(x).astype(np.float64)
+    ref = np.exp(x.astype(np.float64))
+    normal = x.astype(np.float64) >= F32_MIN_ARG
+    rel = np.abs(out[normal] - ref[normal]) / ref[normal]
+    assert np.all(rel <= 2 * ULP32), f"max relative error {rel.max():.3e} > 2 ulp at x={x[normal][np.argmax(rel)]}"
+    # below ln(2^-126) the result is flushed to 0: absolute error under the smallest normal
+    assert np.all(out[~normal] == 0.0)
+    assert np.all(np.abs(out[~normal] - ref[~normal]) <= F32_TINY)
+
+
+@given(st.lists(st.floats(min_value=-100.0, max_value=0.0, width=32), min_size=1, max_size=64))
+@example([0.0, -0.0])
+@example([-1e-30, -1e-7, -0.5 * np.log(2.0), -np.log(2.0), -1.0])
+@example([F32_MIN_ARG, np.nextafter(np.float32(F32_MIN_ARG), np.float32(0)), -87.4, -88.0, -100.0])
+@example([-1e30, -3.4e38, -np.inf])
+def test_vexp_float32_matches_np_exp(xs):
+    _check_exp32(xs)
+
+
+def test_vexp_float32_dense_sweep():
+    # every regime of the range reduction: |k| from 0 to 126, both signs of r
+    x = np.concatenate([np.linspace(F32_MIN_ARG, 0.0, 200_001), -np.logspace(-12, 0, 2_001)])
+    _check_exp32(x)
+
+
+def test_vexp_special_values():
+    out = vexp_array(np.array([0.0, -np.inf, -1e300, -700.0], np.float64))
+    assert out[0] == 1.0 and out[1] == 0.0 and out[2] == 0.0
+    assert abs(out[3] - np.exp(-700.0)) <= 4e-16 * np.exp(-700.0)
+    assert vexp_array(np.zeros(3, np.float32)).tolist() == [1.0, 1.0, 1.0]
+    assert vexp(-1.0) == np.exp(-1.0)  # from Python it is np.exp
+    with pytest.raises(TypeError, match="float32 or float64"):
+        vexp_array(np.zeros(2, np.int64))
+
+
+@given(st.lists(st.floats(min_value=-745.0, max_value=0.0), min_size=1, max_size=64))
+@example([0.0, -1e-300, -0.34657359027997264, -708.39, -709.0, -np.inf])
+def test_vexp_float64_matches_np_exp(xs):
+    x = np.asarray(xs, dtype=np.float64)
+    out = vexp_array(x)
+    ref = np.exp(x)
+    normal = ref >= F64_TINY
+    # degree-13 Taylor: truncation < 1e-17; Horner's roundings give a few ulp
+    assert np.all(np.abs(out[normal] - ref[normal]) <= 4 * 2.0**-52 * ref[normal])
+    assert np.all(np.abs(out[~normal]) <= F64_TINY)
+
+
+# ---------------------------------------------------------------------------------------
+# scan
+# ---------------------------------------------------------------------------------------
+def _scan_case(dtype, batch, length, channels, state, seed, with_D, with_h0):
+    rng = np.random.default_rng(seed)
+    p = make_inputs(rng, batch=batch, length=length, channels=channels, state=state, dtype=dtype)
+    args = [p[k] for k in NAMES]
+    if not with_D:
+        args[-1] = None
+    h0 = rng.standard_normal((batch, channels, state)).astype(dtype) if with_h0 else None
+    out = selective_scan_numba(*args, initial_state=h0)
+    ref = selective_scan_ref(*[None if v is None else v.astype(np.float64) for v in args + [h0]])
+    return out, ref
+
+
+scan_sizes = dict(
+    batch=st.integers(1, 3),
+    length=st.one_of(st.sampled_from([1, 2, 3, 7, 31, 63]), st.integers(1, 80)),
+    channels=st.sampled_from([1, 2, 3, 5, 7, 9, 17, 33]),
+    state=st.sampled_from([1, 2, 3, 5, 7, 16]),
+    seed=st.integers(0, 2**32 - 1),
+    with_D=st.booleans(),
+    with_h0=st.booleans(),
+)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@given(**scan_sizes)
+@example(batch=1, length=1, channels=1, state=1, seed=0, with_D=True, with_h0=False)
+@example(batch=1, length=63, channels=7, state=1, seed=1, with_D=True, with_h0=True)
+@example(batch=2, length=1, channels=5, state=3, seed=2, with_D=False, with_h0=True)
+@example(batch=3, length=31, channels=2, state=16, seed=3, with_D=True, with_h0=False)
+def test_scan_matches_ref(dtype, batch, length, channels, state, seed, with_D, with_h0):
+    (y, h), (y_ref, h_ref) = _scan_case(dtype, batch, length, channels, state, seed, with_D, with_h0)
+    assert y.dtype == dtype and y.shape == (batch, length, channels)
+    assert h.dtype == dtype and h.shape == (batch, channels, state)
+    assert_close(y, y_ref, dtype=dtype, name="y")
+    assert_close(h, h_ref, dtype=dtype, name="h_last")
+
+
+def test_scan_large_decays_underflow_to_zero():
+    # Δ·A down to -1e4: decays flush to 0 (the true values are < 1e-38), the state forgets
+    rng = np.random.default_rng(7)
+    p = make_inputs(rng, batch=1, length=9, channels=3, state=5, dtype=np.float32)
+    p["delta"] = np.full_like(p["delta"], 100.0)
+    p["A"] = (p["A"] * 50).astype(np.float32)
+    out, _ = selective_scan_numba(*[p[k] for k in NAMES])
+    ref, _ = selective_scan_ref(*[p[k].astype(np.float64) for k in NAMES])
+    assert_close(out, ref, dtype=np.float32)
+
+
+def test_scan_segments_carry_state():
+    # metamorphic: two segments with the carried state = one run
+    rng = np.random.default_rng(11)
+    p = make_inputs(rng, batch=2, length=41, channels=7, state=3)
+    args = [p[k] for k in NAMES]
+    y, h = selective_scan_numba(*args)
+    cut = 17
+    first = [v[:, :cut] if v.ndim == 3 else v for v in args]
+    second = [v[:, cut:] if v.ndim == 3 else v for v in args]
+    y1, h1 = selective_scan_numba(*first)
+    y2, h2 = selective_scan_numba(*second, initial_state=h1)
+    assert_close(np.concatenate([y1, y2], axis=1), y, dtype=np.float64)
+    assert_close(h2, h, dtype=np.float64)
+
+
+def test_scan_blocking_invariance():
+    # metamorphic: the channel blocking follows the thread count; results must not
+    # (200 channels: one 200-wide block with 1 thread, two 104/96-wide ones with 2)
+    rng = np.random.default_rng(13)
+    p = make_inputs(rng, batch=1, length=5, channels=200, state=2, dtype=np.float32)
+    args = [p[k] for k in NAMES]
+    y_all, _ = selective_scan_numba(*args)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        assert _channel_block(1, 200) == 200
+        y_one, _ = selective_scan_numba(*args)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(y_one, y_all)  # same operations per channel, any blocking
+
+
+@given(batch=st.integers(1, 9), channels=st.integers(1, 2000))
+def test_channel_block_covers_channels(batch, channels):
+    cb = _channel_block(batch, channels)
+    assert cb % 8 == 0 and 8 <= cb <= 256
+    assert cb < channels + 8  # no block wider than needed
+    if batch == 1 and channels > 8 and numba.get_num_threads() > 1:
+        assert -(-channels // cb) >= 2  # one batch row still gives two threads work
+
+
+# ---------------------------------------------------------------------------------------
+# hidden attention matrix
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@given(
+    batch=st.integers(1, 2),
+    length=st.sampled_from([1, 2, 7, 19]),
+    channels=st.sampled_from([1, 2, 3, 5]),
+    state=st.sampled_from([1, 3, 7]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_matrix_matches_ref(dtype, batch, length, channels, state, seed):
+    p = make_inputs(np.random.default_rng(seed), batch=batch, length=length, channels=channels, state=state, dtype=dtype)
+    args = [p[k] for k in ("delta", "A", "B", "C")]
+    out = selective_attention_matrix_numba(*args)
+    ref = selective_attention_matrix_ref(*[v.astype(np.float64) for v in args])
+    assert out.dtype == dtype
+    assert_close(out, ref, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------------
+# benchmark script
+# ---------------------------------------------------------------------------------------
+def test_benchmark_smoke(capsys):
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "ssm_scan.py"
+    spec = importlib.util.spec_from_file_location("_bench_ssm_scan", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = mod.main(["--smoke", "--repeat", "1"])
+    for key in ("torch_loop_over_numba", "numba_over_exp_floor", "torch_chunked_over_numba"):
+        assert np.isfinite(out[key]) and out[key] > 0, key
+    for key in ("rel_error_numba", "rel_error_torch_loop", "rel_error_torch_chunked"):
+        assert out[key] <= 1e-4, key
+    assert "torch_loop_over_numba" in capsys.readouterr().out
