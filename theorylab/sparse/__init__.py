@@ -54,3 +54,4 @@ __all__ = [
 ]
 from . import counting as _counting  # noqa: F401,E402  (registers the complexity claims)
 from . import equivalence as _equivalence  # noqa: F401,E402  (registers the identity claims)
+from . import connectivity as _connectivity  # noqa: F401,E402  (registers the connectivity claims)
