@@ -55,9 +55,11 @@ __all__ = ["vexp", "vexp_array", "selective_scan_numba", "selective_attention_ma
 #
 # Range: the arguments of the scan are Δ·A <= 0.  Below ln(smallest normal) (float32:
 # -87.3365, float64: -708.396) the result is flushed to 0 (the true value is < 1.2e-38,
-# resp. 2.3e-308, and would be subnormal): x is clamped there before the reduction so k
-# stays in range, and a select returns 0.  That covers x = -inf.  For x >= 0 the same
-# formula holds up to ln(largest float); the scan never needs it.
+# resp. 2.3e-308, and would be subnormal) by a final select on x >= ln(smallest normal).
+# The lanes it discards may hold garbage (x = -inf gives r = NaN; for k + bias <= 0 the
+# shifted bits have a zero mantissa, so the scale is ±0, ±2^e or ±inf, never a subnormal
+# that would take a slow path), so no clamp is needed.
+# For x >= 0 the same formula holds up to ln(largest float); the scan never needs it.
 
 # fused multiply-adds allowed (they only remove roundings); no reassociation, which
 # would undo the shifter trick and the Cody-Waite split.
@@ -89,10 +91,9 @@ _F64_C6, _F64_C5, _F64_C4, _F64_C3, _F64_C2, _F64_C1, _F64_C0 = (1.0 / math.fact
 
 def _exp_f32(x):
     """float32 exp(x) for x <= 0 (see the block comment above); 0 below -87.3365."""
-    xc = max(x, _F32_MIN_ARG)
-    t = xc * _F32_LOG2E + _F32_SHIFTER  # S + k, k = round(x / ln 2)
+    t = x * _F32_LOG2E + _F32_SHIFTER  # S + k, k = round(x / ln 2)
     k = t - _F32_SHIFTER
-    r = (xc - k * _F32_LN2_HI) - k * _F32_LN2_LO  # |r| <= ln(2)/2
+    r = (x - k * _F32_LN2_HI) - k * _F32_LN2_LO  # |r| <= ln(2)/2
     p = _F32_C6
     p = p * r + _F32_C5
     p = p * r + _F32_C4
@@ -106,10 +107,9 @@ def _exp_f32(x):
 
 def _exp_f64(x):
     """float64 exp(x) for x <= 0 (see the block comment above); 0 below -708.396."""
-    xc = max(x, _F64_MIN_ARG)
-    t = xc * _F64_LOG2E + _F64_SHIFTER
+    t = x * _F64_LOG2E + _F64_SHIFTER
     k = t - _F64_SHIFTER
-    r = (xc - k * _F64_LN2_HI) - k * _F64_LN2_LO
+    r = (x - k * _F64_LN2_HI) - k * _F64_LN2_LO
     p = _F64_C13
     p = p * r + _F64_C12
     p = p * r + _F64_C11
