@@ -210,3 +210,30 @@ def test_benchmark_smoke(capsys):
     for key in ("rel_error_numba", "rel_error_torch_loop", "rel_error_torch_chunked"):
         assert out[key] <= 1e-4, key
     assert "torch_loop_over_numba" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------
+# vectorization (the point of vexp): the scan's inner loop must compile to vector code
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_scan_kernel_vectorizes(dtype):
+    import re
+
+    from numba import njit
+
+    from theorylab.ssm import _numba as K
+
+    # a fresh, uncached compile of the same source: cached code cannot be inspected
+    kernel = njit(parallel=True, fastmath=K._CONTRACT)(K._scan_kernel.py_func)
+    p = make_inputs(np.random.default_rng(0), batch=1, length=3, channels=16, state=2, dtype=dtype)
+    b, L, c = p["x"].shape
+    kernel(
+        p["x"], p["delta"], np.ascontiguousarray(p["A"].T), p["B"], p["C"], p["D"],
+        np.zeros((b, c, 2), dtype), np.empty((b, L, c), dtype), np.empty((b, c, 2), dtype), 8,
+    )  # fmt: skip
+    llvm = kernel.inspect_llvm(kernel.signatures[0])
+    fty, ity = ("float", "i32") if dtype == np.float32 else ("double", "i64")
+    # vexp's 2^k is a shift of the float's bits: vectorized, it is a shl on an integer vector
+    assert re.search(rf"shl <\d+ x {ity}>", llvm), "vexp did not vectorize in the scan"
+    assert re.search(rf"fmul (fast |contract )*<\d+ x {fty}>", llvm)
+    assert not re.search(r"call [^\n]*@(llvm\.exp|expf?\b|numba_gufunc_exp)", llvm), "a scalar exp call is left"
