@@ -1,0 +1,98 @@
+"""Torch form of SSD: the chunked algorithm as batched matrix products (CPU and CUDA).
+
+Must match :func:`theorylab.ssm.ssd.ssd_ref` (and :func:`~theorylab.ssm.ssd.ssd_chunked_ref`,
+whose four blocks it computes).  Every chunk of a head is one slice of a batched GEMM;
+the inter-chunk recurrence is a loop of ``ceil(L/Q)`` elementwise steps.  Differentiable
+by autograd.
+
+Blocking: the (Q x Q) decay masks of all chunks are the largest temporaries.  On CPU the
+heads are processed in groups whose masks fit in about 1 MiB, so the elementwise passes
+over them stay in cache instead of streaming (heads x L x Q) floats through memory; on
+CUDA all heads of a batch row form one group.
+
+Decays come from stable segment sums of the chunk's own log-decays (no ratios of
+``exp(cumsum)``), so float32 stays finite for any length and decay strength.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ._segsum import segsum_torch
+
+_CPU_GROUP_BYTES = 1 << 20
+
+
+def _block(x, a, Bg, Cg, Q: int, grad: bool):
+    """Chunked SSD of a group of g heads: x (g, L, p), a (g, L), Bg, Cg (g, L, n) -> y (g, L, p)."""
+    g, L, p = x.shape
+    n = Bg.shape[2]
+    nc = -(-L // Q)
+    if nc * Q != L:  # zero steps at the end: causal successors of every real step, dropped below
+        pad = nc * Q - L
+        x, Bg, Cg = (F.pad(v, (0, 0, 0, pad)) for v in (x, Bg, Cg))
+        a = F.pad(a, (0, pad))
+    x, Bg, Cg = (v.reshape(g * nc, Q, v.shape[-1]) for v in (x, Bg, Cg))  # (g*nc, Q, p|n)
+    a = a.reshape(g * nc, Q)
+
+    # L[t, s] = exp(Σ_{k=s+1..t} log_a_k) inside each chunk (0 above the diagonal)
+    Lmask = torch.exp(segsum_torch(a))  # (g*nc, Q, Q)
+    # 1: diagonal blocks  Y = (L ∘ C Bᵀ) X
+    G = torch.bmm(Cg, Bg.transpose(1, 2))  # (g*nc, Q, Q)
+    G = G * Lmask if grad else G.mul_(Lmask)
+    y = torch.bmm(G, x)  # (g*nc, Q, p)
+
+    # 2: chunk states  S(c) = Σ_s exp(Σ_{k=s+1..end} log_a_k) B_s x_sᵀ   (stored as (n, p))
+    to_end = Lmask[:, -1, :]  # (g*nc, Q): the last row of L
+    S = torch.bmm((Bg * to_end[..., None]).transpose(1, 2), x).reshape(g, nc, n, p)  # (g, nc, n, p)
+
+    # 3: inter-chunk recurrence  H_in(c+1) = exp(Σ_{k in c} log_a_k) H_in(c) + S(c)
+    from_start = torch.exp(torch.cumsum(a, dim=-1))  # (g*nc, Q): exp(Σ_{k=start..t} log_a_k)
+    total = from_start[:, -1].reshape(g, nc, 1, 1)  # decay across each chunk
+    if grad:
+        H = S.new_zeros(g, n, p)
+        states = []
+        for c in range(nc):
+            states.append(H)
+            H = total[:, c] * H + S[:, c]
+        H_in = torch.stack(states, dim=1)  # (g, nc, n, p)
+    else:
+        H_in = torch.empty_like(S)  # (g, nc, n, p)
+        H_in[:, 0].zero_()
+        for c in range(1, nc):
+            torch.addcmul(S[:, c - 1], total[:, c - 1], H_in[:, c - 1], out=H_in[:, c])
+
+    # 4: state -> output  y_t += exp(Σ_{k=start..t} log_a_k) C_t H_in
+    Cd = Cg * from_start[..., None]  # (g*nc, Q, n)
+    H_in = H_in.reshape(g * nc, n, p)
+    y = torch.baddbmm(y, Cd, H_in) if grad else y.baddbmm_(Cd, H_in)
+    return y.reshape(g, nc * Q, p)[:, :L]  # (g, L, p)
+
+
+def ssd_chunked_torch(X, log_a, B, C, *, chunk_size: int = 64) -> torch.Tensor:
+    """Chunked SSD; returns Y (b, L, h, p) in the inputs' dtype and device."""
+    b, L, h, p = X.shape
+    Q = min(int(chunk_size), L)
+    nc = -(-L // Q)
+    grad = torch.is_grad_enabled() and any(v.requires_grad for v in (X, log_a, B, C))
+    if X.device.type == "cpu":
+        group = max(1, min(h, _CPU_GROUP_BYTES // (nc * Q * Q * X.element_size())))
+    else:
+        group = h
+    Y = None if grad else X.new_empty(b, L, h, p)
+    rows = []
+    for bi in range(b):
+        parts = []
+        for h0 in range(0, h, group):
+            hs = slice(h0, min(h0 + group, h))
+            x, Bg, Cg = (v[bi, :, hs].transpose(0, 1) for v in (X, B, C))  # (g, L, p|n) views
+            a = log_a[bi, :, hs].transpose(0, 1)  # (g, L)
+            y = _block(x, a, Bg, Cg, Q, grad)  # (g, L, p)
+            if grad:
+                parts.append(y)
+            else:
+                Y[bi, :, hs] = y.transpose(0, 1)
+        if grad:
+            rows.append(torch.cat(parts, dim=0))  # (h, L, p)
+    return Y if not grad else torch.stack(rows, dim=0).permute(0, 2, 1, 3)  # (b, L, h, p)

@@ -1,0 +1,237 @@
+"""State space duality (SSD): a scalar-decay SSM is masked, unnormalized linear attention.
+
+Paper: Dao & Gu, "Transformers are SSMs: Generalized Models and Efficient Algorithms
+Through Structured State Space Duality" (2024, arXiv:2405.21060), Sections 3-6 and
+Listing 1 (the "SSD minimal" chunked algorithm).
+
+Per batch b and head h, with a scalar decay a_t = exp(log_a_t) in (0, 1] per step, a
+matrix state H_t in R^{P x N} (head_dim x state) and H_0 = 0:
+
+    H_t = a_t H_{t-1} + x_t B_tᵀ            (t = 1..L)
+    y_t = H_t C_t
+
+Unrolling gives the *dual* (attention) form  Y = M X  with the SSD matrix
+
+    M[t, s] = L[t, s] · <C_t, B_s>,     L[t, s] = Π_{k=s+1..t} a_k = exp(Σ_{k=s+1..t} log_a_k)
+
+for s <= t and M[t, s] = 0 above the diagonal, i.e. M = L ∘ (C Bᵀ).  Three facts follow
+and are checked as claims (:mod:`theorylab.ssm.ssd_claims`):
+
+* **duality / chunking**: the recurrence, the quadratic form M X and the *chunked*
+  algorithm agree for every chunk size Q.  Cutting the sequence into chunks of Q steps,
+  with c(t) the chunk holding t and H_in(c) the state entering chunk c,
+
+      y_t = Σ_{s in c(t), s <= t} L[t, s] <C_t, B_s> x_s        (1: diagonal blocks)
+          + exp(Σ_{k=start(c)..t} log_a_k) · H_in(c) C_t        (4: state -> output)
+      S(c) = Σ_{s in c} exp(Σ_{k=s+1..end(c)} log_a_k) x_s B_sᵀ  (2: chunk states)
+      H_in(c+1) = exp(Σ_{k in c} log_a_k) H_in(c) + S(c)         (3: inter-chunk recurrence)
+
+  (Q = 1 is the recurrence; Q >= L is the quadratic form);
+* **semiseparable rank**: L is 1-semiseparable, so every submatrix M[I, J] with all
+  rows strictly below all columns (min I > max J) factors as
+  diag(L[I, j*]) C_I B_Jᵀ diag(L[j*, J]) and has rank <= N;
+* **linear attention**: with log_a ≡ 0, L is the causal all-ones mask and
+  Y = (tril(Q Kᵀ)) V with Q = C, K = B, V = X (causal unnormalized linear attention).
+
+Assumptions: log_a <= 0 (decays in (0, 1]), so every product of decays is <= 1.
+Segment sums are formed without ``exp(cumsum)`` ratios (see :mod:`theorylab.ssm._segsum`),
+so float32 stays finite at any length and decay strength.
+
+Glossary (code -> paper): X -> X (values, "x"), log_a -> log A (scalar A_t = a_t per
+head), B -> B (keys), C -> C (queries), M -> M (the SSD / sequentially semiseparable
+matrix), L -> L (1-semiseparable mask), chunk_size -> Q (block length).
+
+Shapes: X (batch, length, heads, head_dim); log_a (batch, length, heads);
+B, C (batch, length, heads, state); Y like X; M (batch, heads, length, length).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _validate as V
+from ..backends import is_tensor, like_input, resolve_backend, to_numpy
+from ._segsum import segsum
+
+__all__ = ["ssd", "ssd_matrix", "ssd_ref", "ssd_matrix_ref", "ssd_chunked_ref", "make_inputs", "BACKENDS"]
+
+BACKENDS = ("ref", "numba", "torch")
+
+
+# ---------------------------------------------------------------------------------------
+# inputs
+# ---------------------------------------------------------------------------------------
+def make_inputs(
+    rng: np.random.Generator,
+    *,
+    batch=1,
+    length=8,
+    heads=2,
+    head_dim=3,
+    state=2,
+    log_a_range=(-1.0, 0.0),
+    dtype=np.float64,
+) -> dict:
+    """One valid random instance: X, B, C standard normal (B, C scaled by state^-1/4),
+    log_a uniform in ``log_a_range`` (must lie in (-inf, 0])."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
+    b, L, h, p, n = (int(v) for v in (batch, length, heads, head_dim, state))
+    if min(b, L, h, p, n) < 1:
+        raise ValueError(f"sizes must be >= 1; got batch={b}, length={L}, heads={h}, head_dim={p}, state={n}")
+    lo, hi = (float(v) for v in log_a_range)
+    if not (lo <= hi <= 0.0):
+        raise ValueError(f"log_a_range must satisfy lo <= hi <= 0; got {log_a_range}")
+    scale = n ** -0.25
+    out = {
+        "X": rng.standard_normal((b, L, h, p)),
+        "log_a": rng.uniform(lo, hi, size=(b, L, h)),
+        "B": scale * rng.standard_normal((b, L, h, n)),
+        "C": scale * rng.standard_normal((b, L, h, n)),
+    }
+    return {k: v.astype(dtype) for k, v in out.items()}
+
+
+def _validate(X, log_a, B, C, *, need_x=True) -> str:
+    named = {"X": X, "log_a": log_a, "B": B, "C": C}
+    if not need_x:
+        named.pop("X")
+    kind = V.check_arrays(named)
+    V.check_ndim("log_a", log_a, 3, "(batch, length, heads)")
+    V.check_ndim("B", B, 4, "(batch, length, heads, state)")
+    b, L, h = (int(s) for s in log_a.shape)
+    n = int(B.shape[3])
+    shapes = {k: v.shape for k, v in named.items()}
+    if need_x:
+        V.check_ndim("X", X, 4, "(batch, length, heads, head_dim)")
+        V.check_shape("X", X, (b, L, h, int(X.shape[3])), shapes)
+    V.check_shape("B", B, (b, L, h, n), shapes)
+    V.check_shape("C", C, (b, L, h, n), shapes)
+    for k, v in named.items():
+        V.check_nonempty(k, v, "(every size must be >= 1)")
+        _check_finite(k, v)
+    V.check_bound("log_a", log_a, hi=0.0, why="exp(log_a) must be a decay <= 1")
+    return kind
+
+
+def _check_finite(name, a) -> None:
+    """NaN/inf check in one reduction: a sum is finite whenever every entry is; only when
+    the sum is not (a non-finite entry, or an overflow of finite ones) is every entry tested."""
+    with np.errstate(over="ignore"):
+        total = a.sum()
+    if not bool(total.isfinite() if is_tensor(total) else np.isfinite(total)):
+        V.check_finite(name, a)
+
+
+def _check_chunk_size(chunk_size) -> int:
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)):
+        raise TypeError(f"chunk_size must be an int >= 1; got {type(chunk_size).__name__} {chunk_size!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1; got {chunk_size}")
+    return int(chunk_size)
+
+
+# ---------------------------------------------------------------------------------------
+# reference forms, numpy float64
+# ---------------------------------------------------------------------------------------
+def ssd_ref(X, log_a, B, C):
+    """The recurrence, float64, a loop over time: H_t = a_t H_{t-1} + x_t B_tᵀ, y_t = H_t C_t."""
+    X, log_a, B, C = (np.asarray(v, dtype=np.float64) for v in (X, log_a, B, C))
+    b, L, h, p = X.shape
+    n = B.shape[3]
+    H = np.zeros((b, h, p, n))
+    Y = np.empty((b, L, h, p))
+    for t in range(L):
+        H = np.exp(log_a[:, t])[:, :, None, None] * H + X[:, t, :, :, None] * B[:, t, :, None, :]  # (b, h, p, n)
+        Y[:, t] = np.einsum("bhpn,bhn->bhp", H, C[:, t])  # (b, h, p)
+    return Y
+
+
+def ssd_matrix_ref(log_a, B, C):
+    """M = L ∘ (C Bᵀ), float64, with L = exp(segsum(log_a)) from stable segment sums."""
+    log_a, B, C = (np.asarray(v, dtype=np.float64) for v in (log_a, B, C))
+    Lmask = np.exp(segsum(np.transpose(log_a, (0, 2, 1))))  # (b, h, L, L), 0 above the diagonal
+    CB = np.einsum("bthn,bshn->bhts", C, B)  # (b, h, L, L)
+    return Lmask * CB
+
+
+def ssd_chunked_ref(X, log_a, B, C, chunk_size=64):
+    """The chunked algorithm (blocks 1-4 of the module docstring), numpy float64.
+
+    A plain transcription kept next to the recurrence: the fast paths implement the same
+    four blocks.  The last chunk may be shorter than ``chunk_size``.
+    """
+    Q = _check_chunk_size(chunk_size)
+    X, log_a, B, C = (np.asarray(v, dtype=np.float64) for v in (X, log_a, B, C))
+    b, L, h, p = X.shape
+    n = B.shape[3]
+    Y = np.empty((b, L, h, p))
+    H = np.zeros((b, h, p, n))  # H_in of the current chunk
+    for start in range(0, L, Q):
+        sl = slice(start, min(start + Q, L))
+        a = np.transpose(log_a[:, sl], (0, 2, 1))  # (b, h, T)
+        seg = segsum(a)  # (b, h, T, T): Σ_{k=s+1..t} log_a_k, -inf above the diagonal
+        # 1: diagonal block  y_t += Σ_{s<=t} L[t,s] <C_t, B_s> x_s
+        G = np.exp(seg) * np.einsum("bthn,bshn->bhts", C[:, sl], B[:, sl])  # (b, h, T, T)
+        Y[:, sl] = np.einsum("bhts,bshp->bthp", G, X[:, sl])
+        # 4: state -> output  y_t += exp(Σ_{k=start..t} log_a_k) H_in C_t
+        from_start = np.exp(np.cumsum(a, axis=-1))  # (b, h, T)
+        Y[:, sl] += np.einsum("bht,bhpn,bthn->bthp", from_start, H, C[:, sl])
+        # 2: chunk state  S = Σ_s exp(Σ_{k=s+1..end} log_a_k) x_s B_sᵀ   (last row of seg)
+        to_end = np.exp(seg[:, :, -1, :])  # (b, h, T)
+        S = np.einsum("bhs,bshp,bshn->bhpn", to_end, X[:, sl], B[:, sl])  # (b, h, p, n)
+        # 3: inter-chunk recurrence  H_in(c+1) = exp(Σ_{k in c} log_a_k) H_in(c) + S(c)
+        H = from_start[:, :, -1, None, None] * H + S
+    return Y
+
+
+# ---------------------------------------------------------------------------------------
+# public API
+# ---------------------------------------------------------------------------------------
+def ssd(X, log_a, B, C, *, chunk_size=64, backend="auto"):
+    """SSD layer output Y (batch, length, heads, head_dim); see the module docstring.
+
+    Backends: ``"ref"`` (float64 loop over time), ``"numba"`` (the chunked algorithm in
+    compiled loops, parallel over batch x heads; float32/float64), ``"torch"`` (the
+    chunked algorithm as batched matrix products; CPU/CUDA; differentiable), ``"auto"``
+    (see :mod:`theorylab.backends`).  ``chunk_size`` is any int >= 1 (the length need not
+    be a multiple); it changes the operation order, not the result.  numpy in -> numpy
+    out; torch in -> torch out on the same device and dtype.
+    """
+    kind = _validate(X, log_a, B, C)
+    Q = _check_chunk_size(chunk_size)
+    backend = resolve_backend(backend, (X,), valid=BACKENDS)
+    if backend == "torch":
+        import torch
+
+        from ._ssd_torch import ssd_chunked_torch
+
+        args = [v if kind == "torch" else torch.from_numpy(v) for v in (X, log_a, B, C)]
+        Y = ssd_chunked_torch(*args, chunk_size=Q)
+    elif backend == "ref":
+        Y = ssd_ref(*(to_numpy(v) for v in (X, log_a, B, C)))
+    else:
+        from ._ssd_numba import ssd_numba
+
+        dtype = np.float64 if V.dtype_name(X) == "float64" else np.float32
+        Y = ssd_numba(*(to_numpy(v, dtype) for v in (X, log_a, B, C)), chunk_size=Q)
+    Y = like_input(Y, X)
+    return Y.astype(X.dtype, copy=False) if kind == "numpy" else Y
+
+
+def ssd_matrix(log_a, B, C):
+    """SSD matrix M (batch, heads, length, length) with Y = M X (per head).
+
+    numpy in -> float64 :func:`ssd_matrix_ref`, returned in the input dtype; torch in ->
+    the same stable-segsum form in torch (differentiable, on the input's device and dtype).
+    """
+    kind = _validate(None, log_a, B, C, need_x=False)
+    if kind == "torch":
+        import torch
+
+        from ._segsum import segsum_torch
+
+        Lmask = torch.exp(segsum_torch(log_a.transpose(1, 2)))  # (b, h, L, L)
+        return Lmask * torch.einsum("bthn,bshn->bhts", C, B)
+    return ssd_matrix_ref(log_a, B, C).astype(log_a.dtype, copy=False)
+
