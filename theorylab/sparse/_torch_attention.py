@@ -19,12 +19,12 @@ and ``matmul`` otherwise.  Both kernels are tested against the reference.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from .patterns import Fixed, Pattern, Strided
 
 KERNELS = ("auto", "flash_cpu", "matmul")
-WINDOW_CHUNK = 32  # queries per dense block of the strided band (keys per block: l + 32)
+WINDOW_CHUNK = 64  # queries per dense block of the strided band (keys per block: l + 64)
+COLUMN_ALIGN = 32  # column lengths of the strided stride part are padded to a multiple of this
 
 
 def _pick_kernel(kernel: str, q, v) -> str:
@@ -61,15 +61,22 @@ def lse_attention(q, k, v, scale: float, *, allowed=None, causal: bool = False, 
     return (s @ v) / z, (mx + torch.log(z)).squeeze(-1)
 
 
-def _merge(o1, l1, o2, l2):
-    """out = o₁ e^{L₁ − L} + o₂ e^{L₂ − L},  L = logaddexp(L₁, L₂)."""
+def _merge(o1, l1, o2, l2, *, out=None):
+    """out = o₁ e^{L₁ − L} + o₂ e^{L₂ − L},  L = logaddexp(L₁, L₂) (written into ``out`` if given)."""
     lse = torch.logaddexp(l1, l2)
-    return o1 * torch.exp(l1 - lse).unsqueeze(-1) + o2 * torch.exp(l2 - lse).unsqueeze(-1)
+    out = torch.mul(o1, torch.exp(l1 - lse).unsqueeze(-1), out=out)
+    return out.addcmul_(o2, torch.exp(l2 - lse).unsqueeze(-1))
 
 
 def _pad_to(x, length: int):
-    """Zero-pad (B, n, e) along n to ``length``."""
-    return x if x.shape[1] == length else F.pad(x, (0, 0, 0, length - x.shape[1]))
+    """(B, n, e) zero-padded along n to ``length``, contiguous (a copy only when needed)."""
+    n = x.shape[1]
+    if n == length:
+        return x.contiguous()
+    out = x.new_empty(x.shape[0], length, x.shape[2])
+    out[:, :n] = x
+    out[:, n:] = 0
+    return out
 
 
 def strided_fold_merge(q, k, v, l: int, scale: float, *, kernel: str = "auto", chunk: int = WINDOW_CHUNK):
@@ -85,42 +92,44 @@ def strided_fold_merge(q, k, v, l: int, scale: float, *, kernel: str = "auto", c
     B, H, n, d = q.shape
     dv = v.shape[-1]
     BH, dev = B * H, q.device
-    q3, k3, v3 = q.reshape(BH, n, d), k.reshape(BH, n, d), v.reshape(BH, n, dv)
+    R = -(-n // l)  # rows of the fold
+    h = chunk
+    C = -(-(n - l) // h) if n > l else 0  # band chunks
+    Rp = -(-(R - 2) // COLUMN_ALIGN) * COLUMN_ALIGN if R > 2 else 0  # aligned column length
+    # One zero-padded copy serves every part.  Padded keys lie after every real query, so
+    # causality (and the band mask) already hide them from real queries.
+    N = max(n, l + C * h, (Rp + 2) * l)
+    qp, kp, vp = (_pad_to(t.reshape(BH, n, t.shape[-1]), N) for t in (q, k, v))  # (BH, N, ·)
     out = torch.empty(BH, n, dv, dtype=q.dtype, device=dev)
     head = min(n, l)
-    o0, _ = lse_attention(q3[:, None, :head], k3[:, None, :head], v3[:, None, :head], scale, causal=True, kernel=kernel)
+    o0, _ = lse_attention(qp[:, None, :head], kp[:, None, :head], vp[:, None, :head], scale, causal=True, kernel=kernel)
     out[:, :head] = o0[:, 0]
     if n <= l:
         return out.view(B, H, n, dv)
 
     # 1. band.  Chunk t holds queries l + t·h … l + t·h + h − 1 and keys t·h … t·h + l + h − 1:
     #    query u, key m of the chunk are l + u − m apart, allowed iff u <= m <= u + l.
-    h = chunk
-    C = -(-(n - l) // h)
-    keys_len = l + C * h
-    kp, vp = _pad_to(k3, keys_len).contiguous(), _pad_to(v3, keys_len).contiguous()  # (BH, l + C·h, ·)
-    qb = _pad_to(q3[:, l:], C * h).view(BH, C, h, d)  # (BH, C, h, d)
-    kb = kp.as_strided((BH, C, l + h, d), (keys_len * d, h * d, d, 1))  # overlapping windows
-    vb = vp.as_strided((BH, C, l + h, dv), (keys_len * dv, h * dv, dv, 1))
+    qb = qp[:, l : l + C * h].view(BH, C, h, d)  # (BH, C, h, d)
+    kb = kp.as_strided((BH, C, l + h, d), (N * d, h * d, d, 1))  # overlapping windows (views)
+    vb = vp.as_strided((BH, C, l + h, dv), (N * dv, h * dv, dv, 1))
     u = torch.arange(h, device=dev)[:, None]
     m = torch.arange(l + h, device=dev)[None, :]
     o1, l1 = lse_attention(qb, kb, vb, scale, allowed=(m >= u) & (m <= u + l), kernel=kernel)  # (BH, C, h, ·)
-    o1, l1 = o1.reshape(BH, C * h, dv)[:, : n - l], l1.reshape(BH, C * h)[:, : n - l]  # positions l … n−1
+    o1, l1 = o1.view(BH, C * h, dv)[:, : n - l], l1.reshape(BH, C * h)[:, : n - l]  # positions l … n−1
     out[:, l : 2 * l] = o1[:, :l]
     if n <= 2 * l:
         return out.view(B, H, n, dv)
 
-    # 2. stride.  Fold to (BH, R, l, ·); queries of rows 2 … R−1 against keys of rows 0 … R−3
-    #    in the same column, causal along the rows.
-    R = -(-n // l)
-    qf = _pad_to(q3, R * l).view(BH, R, l, d)
-    kf = _pad_to(k3, R * l).view(BH, R, l, d)
-    vf = _pad_to(v3, R * l).view(BH, R, l, dv)
-    qc, kc, vc = qf[:, 2:].transpose(1, 2), kf[:, : R - 2].transpose(1, 2), vf[:, : R - 2].transpose(1, 2)  # (BH, l, R−2, ·)
-    o2, l2 = lse_attention(qc, kc, vc, scale, causal=True, kernel=kernel)  # (BH, l, R−2, ·)
-    o2 = o2.transpose(1, 2).reshape(BH, (R - 2) * l, dv)[:, : n - 2 * l]  # positions 2l … n−1
-    l2 = l2.transpose(1, 2).reshape(BH, (R - 2) * l)[:, : n - 2 * l]
-    out[:, 2 * l :] = _merge(o1[:, l:], l1[:, l:], o2, l2)
+    # 2. stride.  Fold to (BH, Rp + 2, l, ·); in each column, queries of rows 2 … Rp + 1 against
+    #    keys of rows 0 … Rp − 1, causal along the rows.  Rows beyond R − 1 (padding, aligned
+    #    to COLUMN_ALIGN for the fused kernel) are seen only by queries that are discarded.
+    qc = qp[:, : (Rp + 2) * l].view(BH, Rp + 2, l, d)[:, 2:].transpose(1, 2)  # (BH, l, Rp, d)
+    kc = kp[:, : Rp * l].view(BH, Rp, l, d).transpose(1, 2)  # (BH, l, Rp, d)
+    vc = vp[:, : Rp * l].view(BH, Rp, l, dv).transpose(1, 2)  # (BH, l, Rp, dv)
+    o2, l2 = lse_attention(qc, kc, vc, scale, causal=True, kernel=kernel)  # (BH, l, Rp, ·)
+    o2 = o2.transpose(1, 2).reshape(BH, Rp * l, dv)[:, : n - 2 * l]  # positions 2l … n−1
+    l2 = l2.transpose(1, 2).reshape(BH, Rp * l)[:, : n - 2 * l]
+    _merge(o1[:, l:], l1[:, l:], o2, l2, out=out[:, 2 * l :])
     return out.view(B, H, n, dv)
 
 
