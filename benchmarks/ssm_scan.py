@@ -19,8 +19,9 @@ Measured, float32, same inputs:
   preallocated output -- the exponentials the scan needs, with nothing else; any scan
   that evaluates its decays with torch pays at least this.
 
-Timings are interleaved (one call of each per round, ``--repeat`` rounds, medians), so
-load from other processes falls on all of them alike; only ratios are reported as results.
+Timings are interleaved (one call of each per round, ``--repeat`` rounds), so load from
+other processes falls on all of them alike.  Ratios of medians are the results (the
+target is judged on them); ratios of the fastest runs are printed beside them.
 Target: torch_loop / numba >= 30.
 """
 
@@ -51,12 +52,12 @@ def torch_loop_scan(u, delta, A, B, C, D):
 
 
 def _interleaved(fns: dict, repeat: int) -> dict:
-    """Median seconds per function, one call of each per round."""
+    """Seconds of every call per function, one call of each per round."""
     times = {k: [] for k in fns}
     for _ in range(repeat):
         for k, fn in fns.items():
             times[k].append(timeit(fn, repeat=1, warmup=0))
-    return {k: float(np.median(v)) for k, v in times.items()}
+    return times
 
 
 def main(argv=None) -> dict:
@@ -104,7 +105,9 @@ def main(argv=None) -> dict:
         "torch_chunked": compare(outs["torch_chunked"], ref, dtype=np.float32).rel_error,
     }
 
-    t = _interleaved(fns, max(1, args.repeat))
+    runs = _interleaved(fns, max(1, args.repeat))
+    t = {k: float(np.median(v)) for k, v in runs.items()}
+    best = {k: float(np.min(v)) for k, v in runs.items()}
     results = {
         "sizes": sizes,
         "dtype": "float32",
@@ -114,9 +117,13 @@ def main(argv=None) -> dict:
         "torch_loop_over_numba": t["torch_loop"] / t["numba"],
         "numba_over_exp_floor": t["numba"] / t["exp_floor"],
         "torch_chunked_over_numba": t["torch_chunked"] / t["numba"],
+        # the same ratios from each one's fastest run: less sensitive to other load
+        "best_torch_loop_over_numba": best["torch_loop"] / best["numba"],
+        "best_numba_over_exp_floor": best["numba"] / best["exp_floor"],
         "target_torch_loop_over_numba": TARGET_LOOP_OVER_NUMBA,
     }
-    results["target_met"] = bool(results["torch_loop_over_numba"] >= TARGET_LOOP_OVER_NUMBA)
+    met = bool(results["torch_loop_over_numba"] >= TARGET_LOOP_OVER_NUMBA)
+    results["target_met"] = None if args.smoke else met  # the target is for the full sizes
     return emit("ssm_scan", results, args.json)
 
 
