@@ -11,7 +11,7 @@ measured speedup follows the nominal density.
 (a) at n = ``length``, block ``block``: nominal and block density of strided, fixed,
     sliding window, BigBird and PowerAttention, with the measured speedup of theorylab's
     fold and merge over torch's dense causal SDPA for strided and fixed (float32 CPU, one
-    head, d = 64; interleaved timing, median);
+    head, d = 64, ``threads`` torch threads; interleaved timing, median);
 (b) nominal and block density of strided(l = √n) against n.
 
 Run: ``python experiments/sparse_block_density.py [--quick]``.
@@ -44,15 +44,18 @@ class Config:
     head_dim: int = 64
     repeat: int = 5
     sweep: tuple = (1024, 2048, 4096, 8192, 16384, 32768)
+    threads: int = 1  # torch threads for the timed speedup; 0 keeps torch's default
 
 
 FULL = Config()
 QUICK = Config(length=4096, stride=64, window=128, repeat=3, sweep=(1024, 2048, 4096, 8192))
 
 
-def _speedup(pattern, n: int, d: int, repeat: int, seed: int) -> float:
+def _speedup(pattern, n: int, d: int, repeat: int, seed: int, threads: int) -> float:
     import torch
 
+    if threads:
+        torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
     q, k, v = (torch.from_numpy(rng.standard_normal((1, 1, n, d)).astype(np.float32)) for _ in range(3))
     fns = {"dense": lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True),
@@ -78,7 +81,7 @@ def compute(cfg: Config) -> dict:
     }
     nominal = {name: p.density(n) for name, p in pats.items()}
     block = {name: p.block_density(n, b) for name, p in pats.items()}
-    speedup = {name: _speedup(p, n, cfg.head_dim, cfg.repeat, seed) for name, p in list(pats.items())[:2]}
+    speedup = {name: _speedup(p, n, cfg.head_dim, cfg.repeat, seed, cfg.threads) for name, p in list(pats.items())[:2]}
     sweep = {"nominal": [], "block": []}
     for m in cfg.sweep:
         p = sparse.strided(math.isqrt(m - 1) + 1)

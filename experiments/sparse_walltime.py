@@ -5,7 +5,9 @@ torch's dense causal ``scaled_dot_product_attention``; theorylab's fold and merg
 (``attention(..., backend="torch")``); theorylab's compressed-row numba kernel
 (``backend="numba"``).  One call of each per round, interleaved; median over rounds; the
 band shows min-max over the input seeds.  Fitted log-log slopes over the upper half of
-the sizes (past fixed overheads): predicted 2 (dense) and 1.5 (sparse).
+the sizes (past fixed overheads): predicted 2 (dense) and 1.5 (sparse).  Every method
+runs on ``threads`` threads (default 1: on a shared 2-core machine, one thread per method
+keeps the timings stable; ratios are what the figure is about).
 
 Run: ``python experiments/sparse_walltime.py [--quick]``.
 """
@@ -33,7 +35,7 @@ class Config:
     lengths: tuple = (1024, 2048, 4096, 8192, 16384, 32768)
     head_dim: int = 64
     repeat: int = 3
-    threads: int = 0  # torch threads; 0 keeps torch's choice
+    threads: int = 1  # torch and numba threads; 0 keeps their default
 
 
 FULL = Config()
@@ -53,7 +55,10 @@ def compute(cfg: Config) -> dict:
     import torch
 
     if cfg.threads:
+        import numba
+
         torch.set_num_threads(cfg.threads)
+        numba.set_num_threads(cfg.threads)
     sdpa = torch.nn.functional.scaled_dot_product_attention
     times = {m: [] for m in METHODS}  # per method: (lengths, seeds)
     with torch.inference_mode():
