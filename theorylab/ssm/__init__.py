@@ -8,6 +8,10 @@ Public API (see each module's docstring for the claim it encodes):
   linear attention; recurrence = chunked = M X.
 * :mod:`implicit_attention` -- #6: Mamba, Griffin and RWKV layers as y = Ĥ(x) v.
 * :mod:`dsf` -- #49: one recurrence h_t = Λ_t h_{t-1} + B_t u_t for attention and SSMs.
+* :func:`hippo_legs`, :func:`s4_kernel_power` / :func:`s4_kernel_dplr` / :func:`s4_kernel_recurrent`,
+  :func:`s4_convolve`, :func:`s4_recurrence` -- #44 S4: NPLR HiPPO, the kernel three ways.
+* :func:`linear_attention`, :func:`cottention`, :func:`gateloop`, :func:`aft_simple`, :func:`hla2` --
+  the linear-attention family (#74, #80, #119, #14) as RNNs.
 """
 
 from .selective import (
@@ -23,6 +27,22 @@ from .ssd import ssd, ssd_matrix
 from . import ssd_claims as _ssd_claims  # noqa: F401  (registers the SSD claims)
 from . import implicit_attention  # noqa: F401  (#6: whole layers as implicit attention; registers its claim)
 from . import dsf  # noqa: F401  (#49: the dynamical systems framework; registers its claim)
+from .s4 import (
+    discretize_bilinear,
+    hippo_dplr,
+    hippo_legs,
+    make_s4_inputs,
+    s4_convolve,
+    s4_kernel_dplr,
+    s4_kernel_power,
+    s4_kernel_recurrent,
+    s4_recurrence,
+)
+from . import s4_claims as _s4_claims  # noqa: F401  (registers the S4 claims)
+from .linear_attention import cottention, linear_attention, make_linear_attention_inputs
+from .gated_linear import aft_simple, gateloop, make_gateloop_inputs
+from .hla import hla2
+from . import linear_attention_claims as _linear_attention_claims  # noqa: F401  (registers the family's claims)
 
 __all__ = [
     "selective_scan",
@@ -35,4 +55,20 @@ __all__ = [
     "ssd_matrix",
     "implicit_attention",
     "dsf",
+    "hippo_legs",
+    "hippo_dplr",
+    "discretize_bilinear",
+    "s4_kernel_power",
+    "s4_kernel_dplr",
+    "s4_kernel_recurrent",
+    "s4_convolve",
+    "s4_recurrence",
+    "make_s4_inputs",
+    "linear_attention",
+    "cottention",
+    "gateloop",
+    "aft_simple",
+    "hla2",
+    "make_linear_attention_inputs",
+    "make_gateloop_inputs",
 ]

@@ -1,0 +1,243 @@
+"""GateLoop (#80), AFT-simple (#119) and second-order HLA (#14): every form vs every other.
+
+Sides are named ``ref`` (float64 / complex128 recurrence) and ``out`` (the form under test).
+"""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from theorylab.ssm.gated_linear import (
+    aft_simple,
+    aft_simple_attention,
+    aft_simple_closed_form,
+    aft_simple_recurrent,
+    gateloop,
+    gateloop_attention,
+    gateloop_recurrent,
+    gateloop_scan,
+    make_gateloop_inputs,
+)
+from theorylab.ssm.hla import hla2, hla2_materialized, hla2_recurrent
+from theorylab.ssm.linear_attention import linear_attention, make_linear_attention_inputs
+from theorylab.ssm.linear_attention_claims import gl_proof, hla_proof
+from theorylab.tolerances import assert_close, compare
+
+DIMS = st.sampled_from([1, 2, 3, 5, 7])
+sizes = st.fixed_dictionaries(
+    {"batch": st.integers(1, 2), "length": st.integers(1, 40), "heads": st.integers(1, 3), "dk": DIMS, "dv": DIMS}
+)
+seeds = st.integers(0, 2**32 - 1)
+EDGE = dict(batch=1, length=1, heads=1, dk=1, dv=1)
+ODD = dict(batch=2, length=63, heads=3, dk=5, dv=7)
+
+
+def _split_runs(fn, p, cut, **kw):
+    """Run ``fn`` on [0, cut) then [cut, L) carrying the state; concatenate the outputs."""
+    parts, st_ = [], None
+    for sl in (slice(0, cut), slice(cut, None)):
+        seg = {k: v[:, sl] for k, v in p.items()}
+        if seg["q"].shape[1]:
+            y, st_ = fn(**seg, initial_state=st_, return_final_state=True, **kw)
+            parts.append(y)
+    return np.concatenate(parts, axis=1), st_
+
+
+# ---- GateLoop ----------------------------------------------------------------------------------
+@given(sz=sizes, seed=seeds, scalar=st.booleans())
+@example(sz=EDGE, seed=0, scalar=False)
+@example(sz=ODD, seed=1, scalar=True)
+def test_gateloop_recurrence_scan_attention_agree(sz, seed, scalar):
+    p = make_gateloop_inputs(np.random.default_rng(seed), scalar_gate=scalar, **sz)
+    args = (p["q"], p["k"], p["v"], p["a"])
+    ref, H_ref = gateloop_recurrent(*args)
+    out_scan, H_scan = gateloop_scan(*args)
+    assert_close(out_scan, ref, dtype=np.float64, name="scan")
+    assert_close(H_scan, H_ref, dtype=np.float64, name="scan state")
+    assert_close(gateloop_attention(*args), ref, dtype=np.float64, name="surrogate attention")
+
+
+@pytest.mark.parametrize("backend", ["ref", "torch"])
+@given(sz=sizes, seed=seeds, chunk=st.integers(1, 17), scalar=st.booleans())
+@example(sz=EDGE, seed=0, chunk=1, scalar=False)
+def test_gateloop_backends(backend, sz, seed, chunk, scalar):
+    p = make_gateloop_inputs(np.random.default_rng(seed), scalar_gate=scalar, **sz)
+    ref, _ = gateloop_recurrent(p["q"], p["k"], p["v"], p["a"])
+    out = gateloop(p["q"], p["k"], p["v"], p["a"], chunk_size=chunk, backend=backend)
+    assert out.dtype == np.complex128
+    assert_close(out, ref, dtype=np.float64)
+    low = make_gateloop_inputs(np.random.default_rng(seed), scalar_gate=scalar, dtype=np.float32, **sz)
+    ref32, _ = gateloop_recurrent(*(low[k].astype(np.complex128 if k == "a" else np.float64) for k in ("q", "k", "v", "a")))
+    out32 = gateloop(low["q"], low["k"], low["v"], low["a"], chunk_size=chunk, backend=backend)
+    assert out32.dtype == np.complex64
+    assert_close(out32, ref32, dtype=np.float32)
+
+
+@pytest.mark.parametrize("backend", ["ref", "torch"])
+@given(sz=sizes, seed=seeds, cut=st.floats(0, 1))
+def test_gateloop_segmented_equals_full(backend, sz, seed, cut):
+    p = make_gateloop_inputs(np.random.default_rng(seed), **sz)
+    ref, H_ref = gateloop(**p, return_final_state=True, backend=backend)
+    out, H = _split_runs(gateloop, p, int(round(cut * sz["length"])), backend=backend, chunk_size=4)
+    assert_close(out, ref, dtype=np.float64)
+    assert_close(H, H_ref, dtype=np.float64)
+
+
+def test_gateloop_with_unit_gates_is_linear_attention(rng):
+    p = make_gateloop_inputs(rng, length=11, dk=3, dv=2)
+    ones = np.ones(p["a"].shape, complex)
+    out = gateloop(p["q"], p["k"], p["v"], ones, backend="torch")
+    assert_close(out.real, linear_attention(p["q"], p["k"], p["v"]), dtype=np.float64)
+    assert np.all(out.imag == 0)
+
+
+def test_gateloop_zero_gate_forgets_the_past(rng):
+    p = make_gateloop_inputs(rng, length=6, dk=2, dv=2, scalar_gate=True)
+    p["a"][:, 3] = 0.0  # H_3 = k_3 v_3ᵀ: nothing before step 3 survives
+    full = gateloop(**p, backend="ref")
+    tail = gateloop(**{k: v[:, 3:] for k, v in p.items()}, backend="ref")
+    assert_close(full[:, 3:], tail, dtype=np.float64)
+    assert_close(gateloop_attention(p["q"], p["k"], p["v"], p["a"]), full, dtype=np.float64)
+
+
+def test_gateloop_control_mask_is_rejected(rng):
+    p = make_gateloop_inputs(rng, length=9)
+    ref, _ = gateloop_recurrent(p["q"], p["k"], p["v"], p["a"])
+    assert not compare(gateloop_attention(p["q"], p["k"], p["v"], p["a"], mask_from=0), ref, dtype=np.float64).ok
+
+
+def test_gateloop_sympy_proof():
+    assert gl_proof().proved
+
+
+# ---- AFT-simple --------------------------------------------------------------------------------
+aft_sizes = st.fixed_dictionaries({"batch": st.integers(1, 2), "length": st.integers(1, 40), "heads": st.integers(1, 3),
+                                   "dk": DIMS})
+
+
+def _aft_inputs(seed, sz, scale, dtype=np.float64):
+    p = make_linear_attention_inputs(np.random.default_rng(seed), dv=sz["dk"], **sz)
+    p["k"] = p["k"] * scale * np.sqrt(sz["dk"])
+    return {k: v.astype(dtype) for k, v in p.items()}
+
+
+@given(sz=aft_sizes, seed=seeds, scale=st.sampled_from([1.0, 30.0, 800.0]))
+@example(sz=dict(batch=1, length=1, heads=1, dk=1), seed=0, scale=1.0)
+def test_aft_forms_agree(sz, seed, scale):
+    p = _aft_inputs(seed, sz, scale)
+    ref, st_ref = aft_simple_recurrent(p["q"], p["k"], p["v"])
+    out, st_out = aft_simple_closed_form(p["q"], p["k"], p["v"])
+    assert np.all(np.isfinite(ref))
+    # |k| up to ~2400 at scale 800 (e^k overflows): exp/log rounding ~ |lse| eps ~ 1e-12
+    assert_close(out, ref, dtype=np.float64, name="closed form")
+    assert_close(st_out, st_ref, dtype=np.float64, name="state")
+    assert_close(aft_simple_attention(p["q"], p["k"], p["v"]), ref, dtype=np.float64, name="attention form")
+
+
+@pytest.mark.parametrize("backend", ["ref", "torch"])
+@given(sz=aft_sizes, seed=seeds, scale=st.sampled_from([1.0, 30.0]))
+def test_aft_backends(backend, sz, seed, scale):
+    p = _aft_inputs(seed, sz, scale)
+    ref, _ = aft_simple_recurrent(p["q"], p["k"], p["v"])
+    assert_close(aft_simple(p["q"], p["k"], p["v"], backend=backend), ref, dtype=np.float64)
+    low = _aft_inputs(seed, sz, scale, np.float32)
+    ref32, _ = aft_simple_recurrent(*(low[k].astype(np.float64) for k in "qkv"))
+    out32 = aft_simple(low["q"], low["k"], low["v"], backend=backend)
+    assert out32.dtype == np.float32 and np.all(np.isfinite(out32))
+    assert_close(out32, ref32, dtype=np.float32)
+
+
+@pytest.mark.parametrize("backend", ["ref", "torch"])
+@given(sz=aft_sizes, seed=seeds, cut=st.floats(0, 1))
+def test_aft_segmented_equals_full(backend, sz, seed, cut):
+    p = _aft_inputs(seed, sz, 5.0)
+    ref, st_ref = aft_simple(**p, return_final_state=True, backend=backend)
+    out, st_ = _split_runs(aft_simple, p, int(round(cut * sz["length"])), backend=backend)
+    assert_close(out, ref, dtype=np.float64)
+    assert_close(st_, st_ref, dtype=np.float64)
+
+
+def test_aft_by_hand():
+    # one feature, L = 2: y_1 = σ(q_1) (e^{k0} v0 + e^{k1} v1) / (e^{k0} + e^{k1})
+    q, k, v = (np.array(x, float).reshape(1, 2, 1, 1) for x in ([0.0, 1.0], [0.0, np.log(3.0)], [2.0, -6.0]))
+    out = aft_simple(q, k, v, backend="ref").ravel()
+    sig1 = 1 / (1 + np.exp(-1.0))
+    np.testing.assert_allclose(out, [0.5 * 2.0, sig1 * (2.0 - 18.0) / 4.0], rtol=1e-15)
+
+
+def test_aft_control_without_rescale_is_rejected():
+    k = np.linspace(0, 5, 8).reshape(1, 8, 1, 1)
+    q, v = np.zeros_like(k), np.ones_like(k) * np.arange(1, 9).reshape(1, 8, 1, 1)
+    ref, _ = aft_simple_recurrent(q, k, v)
+    bad, _ = aft_simple_recurrent(q, k, v, rescale_num=False)
+    assert not compare(bad, ref, dtype=np.float64).ok
+
+
+# ---- HLA ---------------------------------------------------------------------------------------
+@given(sz=sizes, seed=seeds)
+@example(sz=EDGE, seed=0)
+@example(sz=ODD, seed=1)
+def test_hla_streaming_equals_materialized(sz, seed):
+    p = make_linear_attention_inputs(np.random.default_rng(seed), **sz)
+    ref = hla2_materialized(p["q"], p["k"], p["v"])
+    out, _ = hla2_recurrent(p["q"], p["k"], p["v"])
+    assert_close(out, ref, dtype=np.float64)
+
+
+@pytest.mark.parametrize("backend", ["ref", "torch"])
+@given(sz=sizes, seed=seeds, chunk=st.integers(1, 17))
+@example(sz=ODD, seed=1, chunk=64)
+def test_hla_chunk_parallel_equals_serial(backend, sz, seed, chunk):
+    p = make_linear_attention_inputs(np.random.default_rng(seed), **sz)
+    ref, st_ref = hla2_recurrent(p["q"], p["k"], p["v"])
+    out, st_out = hla2(p["q"], p["k"], p["v"], chunk_size=chunk, return_final_state=True, backend=backend)
+    assert_close(out, ref, dtype=np.float64)
+    for a, b in zip(st_out, st_ref):
+        assert_close(a, b, dtype=np.float64)
+    low = {k: v.astype(np.float32) for k, v in p.items()}
+    ref32, _ = hla2_recurrent(*(low[k].astype(np.float64) for k in "qkv"))
+    assert_close(hla2(low["q"], low["k"], low["v"], chunk_size=chunk, backend=backend), ref32, dtype=np.float32)
+
+
+@pytest.mark.parametrize("backend", ["ref", "torch"])
+@given(sz=sizes, seed=seeds, cut=st.floats(0, 1))
+def test_hla_segmented_equals_full(backend, sz, seed, cut):
+    p = make_linear_attention_inputs(np.random.default_rng(seed), **sz)
+    ref, st_ref = hla2(**p, return_final_state=True, backend=backend)
+    out, st_ = _split_runs(hla2, p, int(round(cut * sz["length"])), backend=backend, chunk_size=3)
+    assert_close(out, ref, dtype=np.float64)
+    for a, b in zip(st_, st_ref):
+        assert_close(a, b, dtype=np.float64)
+
+
+@given(seed=seeds)
+def test_hla_summary_combine_is_associative(seed):
+    rng = np.random.default_rng(seed)
+    segs = [(rng.standard_normal((3, 3)), rng.standard_normal((3, 2)), rng.standard_normal((3, 2))) for _ in range(3)]
+
+    def comb(x, y):
+        return x[0] + y[0], x[1] + y[1], x[2] + y[2] + x[0] @ y[1]
+
+    left, right = comb(comb(segs[0], segs[1]), segs[2]), comb(segs[0], comb(segs[1], segs[2]))
+    for a, b in zip(left, right):
+        assert_close(a, b, dtype=np.float64)
+
+
+def test_hla_control_without_correction_is_rejected(rng):
+    p = make_linear_attention_inputs(rng, length=5)
+    bad, _ = hla2_recurrent(p["q"], p["k"], p["v"], masked=False)
+    assert not compare(bad, hla2_materialized(p["q"], p["k"], p["v"]), dtype=np.float64).ok
+
+
+def test_hla_sympy_proof():
+    assert hla_proof().proved
+
+
+def test_hla_torch_float32_tensor_roundtrip(rng):
+    p = make_linear_attention_inputs(rng, length=10, dtype=np.float32)
+    t = {k: torch.from_numpy(v) for k, v in p.items()}
+    y, state = hla2(**t, return_final_state=True)
+    assert isinstance(y, torch.Tensor) and y.dtype == torch.float32 and len(state) == 3
+    assert all(isinstance(s, torch.Tensor) for s in state)

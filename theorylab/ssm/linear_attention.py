@@ -1,0 +1,273 @@
+"""Causal linear attention and Cottention are RNNs with a matrix state.
+
+Papers: Katharopoulos, Vyas, Pappas & Fleuret, "Transformers are RNNs: Fast Autoregressive
+Transformers with Linear Attention" (2020, arXiv:2006.16236), Eq. (4)-(6) and (16)-(20);
+#74 Mongaras, Dohm & Larson, "Cottention: Linear Transformers With Cosine Attention" (2024,
+arXiv:2409.18747).
+
+Per batch b and head h, with a feature map φ applied to every query and key:
+
+* **parallel (attention) form**:  Y = (φ(Q) φ(K)ᵀ ∘ L) V,  L[t, s] = 1 if s <= t else 0;
+  normalized:  y_t = Σ_{s<=t} (φ(q_t)·φ(k_s)) v_s / Σ_{s<=t} φ(q_t)·φ(k_s);
+* **recurrent form**, a state S_t in R^{dk x dv} and a normalizer z_t in R^{dk}:
+
+      S_t = S_{t-1} + φ(k_t) v_tᵀ,     z_t = z_{t-1} + φ(k_t),
+      y_t = φ(q_t)ᵀ S_t              (unnormalized)   or   φ(q_t)ᵀ S_t / φ(q_t)ᵀ z_t.
+
+  Unrolling S_t = Σ_{s<=t} φ(k_s) v_sᵀ gives φ(q_t)ᵀ S_t = Σ_{s<=t} (φ(q_t)·φ(k_s)) v_sᵀ,
+  the t-th row of the parallel form: the claim.  Both are stored as one array
+  [S | z] in R^{dk x (dv+1)} (z is S applied to an appended value 1).
+* **chunked form** (torch backend): chunks of T steps; with S_in the state entering chunk c,
+  Y_c = (φ(Q_c) φ(K_c)ᵀ ∘ L) V_c + φ(Q_c) S_in and S_in(c) = Σ_{c' < c} φ(K_c')ᵀ V_c'
+  (an exclusive cumulative sum over chunks).
+
+Feature maps: ``"identity"`` (φ(x) = x) and ``"elu1"`` (φ(x) = elu(x) + 1 > 0, the paper's
+choice).  ``normalize=True`` needs a positive feature map (the denominator is then > 0).
+
+**Cottention** (#74) is the case φ(x) = x / ||x|| (cosine similarity), no softmax and no
+normalizer; the paper stabilizes the sum by dividing by a power of the number of tokens
+(a learned exponent); here y_t is divided by n_t^p with n_t = position_offset + t + 1 the
+number of tokens seen and a fixed exponent p >= 0 (p = 0: plain cosine attention).
+
+Glossary (code -> paper): q, k, v -> Q, K, V; feature_map -> φ; S -> S (Katharopoulos) /
+the RNN hidden state (Cottention); z -> Z; p -> the stabilizing exponent.
+
+Shapes: q, k (batch, length, heads, dk); v (batch, length, heads, dv); y like v; state
+(batch, heads, dk, dv + 1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _validate as V
+from ..backends import is_tensor, like_input, resolve_backend, to_numpy
+
+__all__ = [
+    "linear_attention",
+    "linear_attention_recurrent",
+    "linear_attention_parallel",
+    "cottention",
+    "cottention_parallel",
+    "make_linear_attention_inputs",
+    "FEATURE_MAPS",
+]
+
+BACKENDS = ("ref", "torch")
+FEATURE_MAPS = ("identity", "elu1", "cosine")
+
+
+# ---------------------------------------------------------------------------------------
+# inputs and validation (shared by the linear-attention family)
+# ---------------------------------------------------------------------------------------
+def make_linear_attention_inputs(rng: np.random.Generator, *, batch=1, length=8, heads=2, dk=3, dv=5,
+                                 dtype=np.float64) -> dict:
+    """q, k ~ N(0, 1/dk), v ~ N(0, 1): a valid random instance of shape (batch, length, heads, d)."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
+    b, L, h, dk, dv = (int(x) for x in (batch, length, heads, dk, dv))
+    if min(b, L, h, dk, dv) < 1:
+        raise ValueError(f"sizes must be >= 1; got batch={b}, length={L}, heads={h}, dk={dk}, dv={dv}")
+    out = {
+        "q": rng.standard_normal((b, L, h, dk)) / np.sqrt(dk),
+        "k": rng.standard_normal((b, L, h, dk)) / np.sqrt(dk),
+        "v": rng.standard_normal((b, L, h, dv)),
+    }
+    return {key: val.astype(dtype) for key, val in out.items()}
+
+
+def check_qkv(q, k, v, *, same_dim=False) -> str:
+    """q, k (b, L, h, dk), v (b, L, h, dv): one container and dtype, nonempty, finite.
+
+    ``same_dim=True`` also requires dv == dk (elementwise layers).  Returns the container kind.
+    """
+    kind = V.check_arrays({"q": q, "k": k, "v": v})
+    for name, a in (("q", q), ("k", k), ("v", v)):
+        V.check_ndim(name, a, 4, "(batch, length, heads, dim)")
+    b, L, h, dk = (int(s) for s in q.shape)
+    shapes = {"q": q.shape, "k": k.shape, "v": v.shape}
+    V.check_shape("k", k, (b, L, h, dk), shapes)
+    V.check_shape("v", v, (b, L, h, dk if same_dim else int(v.shape[3])), shapes)
+    for name, a in (("q", q), ("k", k), ("v", v)):
+        V.check_nonempty(name, a, "(every size must be >= 1)")
+        V.check_finite(name, a)
+    return kind
+
+
+def check_state(name, state, expected: tuple, like, shapes: dict) -> None:
+    """A carried state: same container and dtype as ``like``, shape ``expected``, finite."""
+    if state is None:
+        return
+    if is_tensor(state) != is_tensor(like) or not (is_tensor(state) or isinstance(state, np.ndarray)):
+        raise TypeError(f"{name} must be the same container kind as the inputs ({type(like).__name__}); "
+                        f"got {type(state).__name__}")
+    if V.dtype_name(state) != V.dtype_name(like):
+        raise TypeError(f"{name} must have dtype {V.dtype_name(like)}; got {V.dtype_name(state)}")
+    V.check_shape(name, state, expected, shapes)
+    V.check_finite(name, state)
+
+
+def _feature(x, feature_map: str):
+    """φ(x) elementwise on numpy or torch; "cosine" normalizes the last axis to unit length."""
+    if feature_map == "identity":
+        return x
+    if feature_map == "elu1":
+        if is_tensor(x):
+            import torch
+
+            return torch.nn.functional.elu(x) + 1.0
+        return np.where(x > 0, x + 1.0, np.exp(np.minimum(x, 0.0)))  # elu(x) + 1
+    if feature_map == "cosine":
+        norm = (x * x).sum(-1, keepdims=True) ** 0.5 if not is_tensor(x) else x.norm(dim=-1, keepdim=True)
+        if (norm == 0).any():
+            raise ValueError("cosine feature map: a query or key vector is exactly zero (its direction is undefined)")
+        return x / norm
+    raise ValueError(f"unknown feature_map {feature_map!r}; valid: {FEATURE_MAPS}")
+
+
+def _check_options(feature_map, normalize):
+    if feature_map not in FEATURE_MAPS:
+        raise ValueError(f"unknown feature_map {feature_map!r}; valid: {FEATURE_MAPS}")
+    if not isinstance(normalize, bool):
+        raise TypeError(f"normalize must be a bool; got {type(normalize).__name__}")
+    if normalize and feature_map != "elu1":
+        raise ValueError(f"normalize=True needs a positive feature map ('elu1'); got feature_map={feature_map!r}, "
+                         "whose denominator φ(q)·Σφ(k) can vanish")
+
+
+# ---------------------------------------------------------------------------------------
+# reference forms (numpy float64)
+# ---------------------------------------------------------------------------------------
+def linear_attention_recurrent(q, k, v, *, feature_map="identity", normalize=False, initial_state=None):
+    """float64 loop of S_t = S_{t-1} + φ(k_t)[v_t, 1]ᵀ, y_t = φ(q_t)ᵀ S_t.  Returns (y, state)."""
+    q, k, v = (np.asarray(a, dtype=np.float64) for a in (q, k, v))
+    b, L, h, dk = q.shape
+    dv = v.shape[3]
+    fq, fk = _feature(q, feature_map), _feature(k, feature_map)
+    v1 = np.concatenate([v, np.ones((b, L, h, 1))], axis=-1)  # (b, L, h, dv+1): [v, 1]
+    S = np.zeros((b, h, dk, dv + 1)) if initial_state is None else np.array(initial_state, dtype=np.float64)
+    out = np.empty((b, L, h, dv + 1))
+    for t in range(L):
+        S = S + fk[:, t, :, :, None] * v1[:, t, :, None, :]  # (b, h, dk, dv+1)
+        out[:, t] = np.einsum("bhk,bhkv->bhv", fq[:, t], S)
+    y = out[..., :dv] / out[..., dv:] if normalize else out[..., :dv]  # (b, L, h, dv)
+    return y, S
+
+
+def linear_attention_parallel(q, k, v, *, feature_map="identity", normalize=False):
+    """float64 materialized Y = (φ(Q) φ(K)ᵀ ∘ L) V (normalized: divided by the row sums)."""
+    q, k, v = (np.asarray(a, dtype=np.float64) for a in (q, k, v))
+    L = q.shape[1]
+    fq, fk = _feature(q, feature_map), _feature(k, feature_map)
+    A = np.einsum("bthk,bshk->bhts", fq, fk) * np.tril(np.ones((L, L)))  # (b, h, L, L)
+    y = np.einsum("bhts,bshv->bthv", A, v)  # (b, L, h, dv)
+    if normalize:
+        y = y / np.transpose(A.sum(-1), (0, 2, 1))[..., None]  # row sums (b, L, h, 1)
+    return y
+
+
+def _stabilizer(L, p, offset):
+    """n_t^{-p}, n_t = offset + t + 1: Cottention's division by a power of the token count."""
+    return (offset + 1.0 + np.arange(L)) ** (-float(p))  # (L,)
+
+
+def cottention_parallel(q, k, v, *, p=0.0, position_offset=0):
+    """float64 materialized cosine attention (Q̂ K̂ᵀ ∘ L) V / n_t^p (rows normalized to unit length)."""
+    y = linear_attention_parallel(q, k, v, feature_map="cosine")
+    return y * _stabilizer(y.shape[1], p, position_offset)[None, :, None, None]
+
+
+# ---------------------------------------------------------------------------------------
+# torch: the chunked form
+# ---------------------------------------------------------------------------------------
+def _chunked_torch(fq, fk, v1, S0, chunk_size: int):
+    """Y = (φQ φKᵀ ∘ L) V per chunk + φQ S_in; S_in = exclusive cumsum of chunk states."""
+    import torch
+
+    b, L, h, dk = fq.shape
+    T = int(chunk_size)
+    nc = -(-L // T)
+    pad = nc * T - L
+    if pad:  # zero keys/values add nothing to any state; padded rows are dropped
+        fq, fk, v1 = (torch.nn.functional.pad(x, (0, 0, 0, 0, 0, pad)) for x in (fq, fk, v1))
+    Qc, Kc, Vc = (x.reshape(b, nc, T, h, x.shape[-1]) for x in (fq, fk, v1))  # (b, nc, T, h, d)
+    mask = torch.ones(T, T, dtype=torch.bool, device=fq.device).tril()
+    A = torch.einsum("bcthk,bcshk->bchts", Qc, Kc).masked_fill(~mask, 0.0)  # (b, nc, h, T, T)
+    intra = torch.einsum("bchts,bcshv->bcthv", A, Vc)  # (b, nc, T, h, dv+1)
+    dS = torch.einsum("bcshk,bcshv->bchkv", Kc, Vc)  # (b, nc, h, dk, dv+1): chunk states
+    S_in = torch.cumsum(dS, dim=1) - dS + S0[:, None]  # exclusive cumsum + carried state
+    inter = torch.einsum("bcthk,bchkv->bcthv", Qc, S_in)  # (b, nc, T, h, dv+1)
+    out = (intra + inter).reshape(b, nc * T, h, -1)[:, :L]  # (b, L, h, dv+1)
+    return out, S_in[:, -1] + dS[:, -1]
+
+
+# ---------------------------------------------------------------------------------------
+# public API
+# ---------------------------------------------------------------------------------------
+def _run(q, k, v, feature_map, normalize, initial_state, backend, chunk_size, post=None):
+    kind = check_qkv(q, k, v)
+    b, L, h, dk = (int(s) for s in q.shape)
+    dv = int(v.shape[3])
+    check_state("initial_state", initial_state, (b, h, dk, dv + 1), q, {"q": q.shape, "v": v.shape})
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be an int >= 1; got {chunk_size!r}")
+    backend = resolve_backend(backend, (q, k, v), valid=BACKENDS)
+    if backend == "torch":
+        import torch
+
+        qt, kt, vt = (x if kind == "torch" else torch.from_numpy(x) for x in (q, k, v))
+        S0 = qt.new_zeros(b, h, dk, dv + 1) if initial_state is None else (
+            initial_state if kind == "torch" else torch.from_numpy(initial_state))
+        v1 = torch.cat([vt, vt.new_ones(b, L, h, 1)], dim=-1)  # (b, L, h, dv+1)
+        out, S = _chunked_torch(_feature(qt, feature_map), _feature(kt, feature_map), v1, S0, chunk_size)
+        y = out[..., :dv] / out[..., dv:] if normalize else out[..., :dv]
+    else:
+        y, S = linear_attention_recurrent(to_numpy(q), to_numpy(k), to_numpy(v), feature_map=feature_map,
+                                          normalize=normalize, initial_state=to_numpy(initial_state))
+    if post is not None:
+        y = post(y)
+    y, S = like_input(y, q), like_input(S, q)
+    if kind == "numpy":
+        y, S = y.astype(q.dtype, copy=False), S.astype(q.dtype, copy=False)
+    return y, S
+
+
+def linear_attention(q, k, v, *, feature_map="identity", normalize=False, initial_state=None,
+                     return_final_state=False, chunk_size=64, backend="auto"):
+    """Causal linear attention y (batch, length, heads, dv); see the module docstring.
+
+    ``initial_state`` (batch, heads, dk, dv+1) = [S | z] continues a previous segment;
+    ``return_final_state=True`` returns ``(y, state)``.  Backends: ``"ref"`` (float64
+    recurrence), ``"torch"`` (chunked form, ``chunk_size`` steps per chunk; CPU/CUDA;
+    differentiable), ``"auto"`` (torch tensors -> torch, numpy -> ref).  numpy in -> numpy
+    out; torch in -> torch out.
+    """
+    _check_options(feature_map, normalize)
+    y, S = _run(q, k, v, feature_map, normalize, initial_state, backend, chunk_size)
+    return (y, S) if return_final_state else y
+
+
+def cottention(q, k, v, *, p=0.0, position_offset=0, initial_state=None, return_final_state=False,
+               chunk_size=64, backend="auto"):
+    """Causal cosine attention y_t = Σ_{s<=t} (q̂_t·k̂_s) v_s / n_t^p as an RNN (Cottention, #74).
+
+    q̂, k̂ are q, k scaled to unit length; n_t = position_offset + t + 1.  For a segmented run
+    pass the previous state and ``position_offset`` = tokens already consumed.  Same state
+    layout and backends as :func:`linear_attention`.
+    """
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not np.isfinite(p) or p < 0:
+        raise ValueError(f"p must be a finite number >= 0; got {p!r}")
+    if isinstance(position_offset, bool) or not isinstance(position_offset, (int, np.integer)) or position_offset < 0:
+        raise ValueError(f"position_offset must be an int >= 0; got {position_offset!r}")
+    L = int(q.shape[1]) if hasattr(q, "shape") and len(q.shape) == 4 else 0
+    scale = _stabilizer(L, p, position_offset)[None, :, None, None]  # (1, L, 1, 1)
+
+    def post(y):
+        if is_tensor(y):
+            import torch
+
+            return y * torch.from_numpy(scale).to(y.dtype)
+        return y * scale
+
+    y, S = _run(q, k, v, "cosine", False, initial_state, backend, chunk_size, post=post)
+    return (y, S) if return_final_state else y
