@@ -11,11 +11,16 @@ Public API (each module's docstring states the claim it encodes):
   pattern's allowed keys; backends ``"ref"`` (dense masked, float64), ``"numba"``
   (compressed rows), ``"torch"`` (fold and merge for strided / fixed); :func:`attention_ref`,
   :func:`make_inputs`.
+* content-based masks (:mod:`theorylab.sparse.content`, #17 / #5): :func:`routing_mask`,
+  :func:`moba_mask`, and :class:`ExplicitPattern` to attend over any causal mask.
 * claims: :mod:`~theorylab.sparse.counting` (nnz exponents and closed forms),
-  :mod:`~theorylab.sparse.equivalence` (every path = dense masked softmax).
+  :mod:`~theorylab.sparse.equivalence` (every path = dense masked softmax),
+  :mod:`~theorylab.sparse.connectivity` (two hops, diameter, receptive field),
+  :mod:`~theorylab.sparse.content` (one cluster / all blocks = full attention).
 """
 
 from .attention import attention, attention_ref, make_inputs
+from .content import ExplicitPattern, moba_mask, routing_mask
 from .patterns import (
     BigBird,
     Fixed,
@@ -51,6 +56,9 @@ __all__ = [
     "attention",
     "attention_ref",
     "make_inputs",
+    "ExplicitPattern",
+    "routing_mask",
+    "moba_mask",
 ]
 from . import counting as _counting  # noqa: F401,E402  (registers the complexity claims)
 from . import equivalence as _equivalence  # noqa: F401,E402  (registers the identity claims)
