@@ -227,9 +227,9 @@ def regime_log_a(rng: np.random.Generator, shape, *, lo=-30.0) -> np.ndarray:
     return out
 
 
-def long_inputs(rng: np.random.Generator, size: str) -> dict:
+def long_inputs(rng: np.random.Generator, size: str, *, length: int | None = None) -> dict:
     """A float32 long-sequence instance (the float64 reference uses these same values)."""
-    sizes = _LONG[size]
+    sizes = dict(_LONG[size], **({} if length is None else {"length": int(length)}))
     p = make_inputs(rng, **sizes, dtype=np.float32)
     p["log_a"] = regime_log_a(rng, p["log_a"].shape).astype(np.float32)
     return p
