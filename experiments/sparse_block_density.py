@@ -54,8 +54,16 @@ QUICK = Config(length=4096, stride=64, window=128, repeat=3, sweep=(1024, 2048, 
 def _speedup(pattern, n: int, d: int, repeat: int, seed: int, threads: int) -> float:
     import torch
 
+    saved = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
+    try:
+        return _timed_ratio(pattern, n, d, repeat, seed, torch)
+    finally:
+        torch.set_num_threads(saved)
+
+
+def _timed_ratio(pattern, n: int, d: int, repeat: int, seed: int, torch) -> float:
     rng = np.random.default_rng(seed)
     q, k, v = (torch.from_numpy(rng.standard_normal((1, 1, n, d)).astype(np.float32)) for _ in range(3))
     fns = {"dense": lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True),

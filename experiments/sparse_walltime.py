@@ -54,11 +54,20 @@ def _median_interleaved(fns: dict, repeat: int) -> dict:
 def compute(cfg: Config) -> dict:
     import torch
 
-    if cfg.threads:
-        import numba
+    import numba
 
+    saved = torch.get_num_threads(), numba.get_num_threads()
+    if cfg.threads:
         torch.set_num_threads(cfg.threads)
         numba.set_num_threads(cfg.threads)
+    try:
+        return _measure(cfg, torch)
+    finally:
+        torch.set_num_threads(saved[0])
+        numba.set_num_threads(saved[1])
+
+
+def _measure(cfg: Config, torch) -> dict:
     sdpa = torch.nn.functional.scaled_dot_product_attention
     times = {m: [] for m in METHODS}  # per method: (lengths, seeds)
     with torch.inference_mode():
