@@ -171,3 +171,21 @@ def test_identity_claims_hold_and_controls_fail(claim_id, seed):
     bad = claim.negative_control(np.random.default_rng(seed), "quick")
     assert ok.holds, ok.detail
     assert not bad.holds, bad.detail
+
+
+@pytest.mark.parametrize("kernel", ["matmul", "flash_cpu"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@given(case=cases(families=("strided", "fixed", "power"), max_length=120))
+@settings(max_examples=15)
+def test_half_precision_within_policy(kernel, dtype, case):
+    """bf16 / fp16 (the GPU dtypes, here on CPU): log-sum-exp statistics stay in float32."""
+    seed, family, sizes = case
+    sizes = {**sizes, "head_dim": 8, "value_dim": 8}
+    rng = np.random.default_rng(seed)
+    pattern = draw_pattern(rng, family)
+    x = sparse.make_inputs(rng, **sizes, dtype=np.float32)
+    t = {c: torch.from_numpy(x[c]).to(dtype) for c in "qkv"}
+    ref = sparse.attention_ref(*(t[c].float().numpy() for c in "qkv"), pattern)  # the rounded values
+    out = attention_torch(t["q"], t["k"], t["v"], pattern, 8**-0.5, kernel=kernel)
+    assert out.dtype == dtype
+    assert_close(out, ref, dtype=dtype, name=f"{kernel} {pattern}")

@@ -23,6 +23,7 @@ import torch
 from .patterns import Fixed, Pattern, Strided
 
 KERNELS = ("auto", "flash_cpu", "matmul")
+HALF = (torch.float16, torch.bfloat16)
 WINDOW_CHUNK = 64  # queries per dense block of the strided band (keys per block: l + 64)
 COLUMN_ALIGN = 32  # column lengths of the strided stride part are padded to a multiple of this
 
@@ -49,7 +50,10 @@ def lse_attention(q, k, v, scale: float, *, allowed=None, causal: bool = False, 
         if allowed is not None:
             bias = torch.zeros(allowed.shape, dtype=q.dtype, device=q.device).masked_fill_(~allowed, float("-inf"))
         out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, causal, attn_mask=bias, scale=scale)
-        return out, lse.to(q.dtype)
+        return out, lse.to(_stat_dtype(q.dtype))
+    if q.dtype in HALF:  # scores, softmax and log-sum-exp in float32; the output in q's dtype
+        out, lse = lse_attention(q.float(), k.float(), v.float(), scale, allowed=allowed, causal=causal, kernel="matmul")
+        return out.to(q.dtype), lse
     s = (q * scale) @ k.transpose(-1, -2)  # (B, H, m, s)
     if causal:
         allowed = torch.ones(s.shape[-2:], dtype=torch.bool, device=q.device).tril_()
@@ -61,11 +65,19 @@ def lse_attention(q, k, v, scale: float, *, allowed=None, causal: bool = False, 
     return (s @ v) / z, (mx + torch.log(z)).squeeze(-1)
 
 
+def _stat_dtype(dtype):
+    """Log-sum-exp statistics are kept in float32 at least (bf16 would cost ~1% per merge)."""
+    return torch.float32 if dtype in HALF else dtype
+
+
 def _merge(o1, l1, o2, l2, *, out=None):
     """out = o₁ e^{L₁ − L} + o₂ e^{L₂ − L},  L = logaddexp(L₁, L₂) (written into ``out`` if given)."""
     lse = torch.logaddexp(l1, l2)
-    out = torch.mul(o1, torch.exp(l1 - lse).unsqueeze(-1), out=out)
-    return out.addcmul_(o2, torch.exp(l2 - lse).unsqueeze(-1))
+    w1, w2 = torch.exp(l1 - lse).unsqueeze(-1), torch.exp(l2 - lse).unsqueeze(-1)
+    if o1.dtype != w1.dtype:  # half outputs: combine in the statistics' float32
+        res = (o1.to(w1.dtype) * w1).addcmul_(o2.to(w1.dtype), w2).to(o1.dtype)
+        return res if out is None else out.copy_(res)
+    return torch.mul(o1, w1, out=out).addcmul_(o2, w2)
 
 
 def _pad_to(x, length: int):
