@@ -189,3 +189,22 @@ def test_half_precision_within_policy(kernel, dtype, case):
     out = attention_torch(t["q"], t["k"], t["v"], pattern, 8**-0.5, kernel=kernel)
     assert out.dtype == dtype
     assert_close(out, ref, dtype=dtype, name=f"{kernel} {pattern}")
+
+
+@given(case=cases(max_length=50))
+@settings(max_examples=30)
+def test_reference_matches_torch_masked_sdpa(case):
+    """The reference against an independent implementation of dense masked attention:
+    torch's scaled_dot_product_attention with the pattern's boolean mask (float64)."""
+    pattern, x, ref = _instance(*case, np.float64)
+    n = case[2]["length"]
+    q, k, v = (torch.from_numpy(x[c]) for c in "qkv")
+    sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=torch.from_numpy(pattern.mask(n)))
+    assert_close(ref, sdpa.numpy(), dtype=np.float64, name=str(pattern))
+
+
+def test_make_inputs_rejects_bad_arguments():
+    with pytest.raises(TypeError, match="rng"):
+        sparse.make_inputs(0)
+    with pytest.raises(ValueError, match="length=0"):
+        sparse.make_inputs(np.random.default_rng(0), length=0)
