@@ -44,11 +44,11 @@ class Config:
     chunk_length: int = 256
     chunk_sizes: tuple = (1, 2, 3, 7, 16, 64, 100, 256)
     long_lengths: tuple = (1024, 4096, 16384, 65536)
-    time_lengths: tuple = (256, 512, 1024, 2048, 4096, 8192)
+    time_lengths: tuple = (256, 512, 1024, 2048, 4096, 8192, 16384)
     time_quadratic_max: int = 4096  # the O(L^2) form is timed up to this length
     time_heads: int = 2
     time_dim: int = 32  # head_dim = state
-    repeat: int = 3
+    repeat: int = 5
 
 
 FULL = Config()
@@ -64,6 +64,13 @@ def _max_block_rank(M: np.ndarray) -> int:
         s = np.linalg.svd(M[k:, :k], compute_uv=False)
         best = max(best, int(np.sum(s > 1e-9 * s[0])) if s[0] > 0 else 0)
     return best
+
+
+def _best_time(fn, repeat: int) -> float:
+    """Least wall time per call over ``repeat`` runs (after one warm-up): the run least
+    disturbed by other processes, each run at least 10 ms of repeated calls."""
+    fn()
+    return min(timeit(fn, repeat=1, warmup=0, min_seconds=0.01) for _ in range(repeat))
 
 
 def compute(cfg: Config) -> dict:
@@ -134,13 +141,13 @@ def compute(cfg: Config) -> dict:
         qt = {k: torch.from_numpy(v) for k, v in q.items()}
         with torch.inference_mode():
             times["recurrent (numba, one chunk)"].append(
-                timeit(lambda: ssd(**q, chunk_size=L, backend="numba"), repeat=cfg.repeat, min_seconds=0.02))
+                _best_time(lambda: ssd(**q, chunk_size=L, backend="numba"), cfg.repeat))
             times["chunked (torch, Q=64)"].append(
-                timeit(lambda: ssd(**qt, chunk_size=64, backend="torch"), repeat=cfg.repeat, min_seconds=0.02))
+                _best_time(lambda: ssd(**qt, chunk_size=64, backend="torch"), cfg.repeat))
             if L <= cfg.time_quadratic_max:
-                times["quadratic (M X, torch)"].append(timeit(
+                times["quadratic (M X, torch)"].append(_best_time(
                     lambda: torch.einsum("bhts,bshp->bthp", ssd_matrix(qt["log_a"], qt["B"], qt["C"]), qt["X"]),
-                    repeat=cfg.repeat, min_seconds=0.02))
+                    cfg.repeat))
     out["time_lengths"], out["times"] = list(cfg.time_lengths), times
     # slopes over the upper half of the lengths (below that, fixed overheads dominate)
     out["slopes"] = {k: fit_loglog_slope(cfg.time_lengths[: len(v)][len(v) // 2 - 1:], v[len(v) // 2 - 1:])

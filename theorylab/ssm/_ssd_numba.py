@@ -25,48 +25,79 @@ import numpy as np
 from numba import njit, prange
 
 
+_BLOCK = 64  # steps packed at a time into contiguous buffers
+
+
 @njit(cache=True, fastmath=True)
-def _local_recurrence(X, log_a, B, C, bi, hi, start, end, H, Y):  # pragma: no cover - compiled
-    """Phase 1 for steps start..end-1 from H (zeroed by the caller); two steps per pass over H."""
-    p = X.shape[3]
-    n = B.shape[3]
-    y0 = np.empty(p, X.dtype)
-    y1 = np.empty(p, X.dtype)
-    t = start
-    while t + 1 < end:
-        a0 = math.exp(log_a[bi, t, hi])
-        a1 = math.exp(log_a[bi, t + 1, hi])
+def _recurrence_block(Xb, ab, Bb, Cb, T, H, Yb):  # pragma: no cover - compiled
+    """T steps of H_t = a_t H_{t-1} + x_t B_tᵀ, y_t = H_t C_t on packed rows; two steps per pass over H."""
+    p = Xb.shape[1]
+    n = Bb.shape[1]
+    y0 = np.empty(p, Xb.dtype)
+    y1 = np.empty(p, Xb.dtype)
+    i = 0
+    while i + 1 < T:
+        a0 = ab[i]
+        a1 = ab[i + 1]
         for q in range(p):
             y0[q] = 0.0
             y1[q] = 0.0
         for k in range(n):
-            b0 = B[bi, t, hi, k]
-            b1 = B[bi, t + 1, hi, k]
-            c0 = C[bi, t, hi, k]
-            c1 = C[bi, t + 1, hi, k]
+            b0 = Bb[i, k]
+            b1 = Bb[i + 1, k]
+            c0 = Cb[i, k]
+            c1 = Cb[i + 1, k]
             for q in range(p):
-                v0 = a0 * H[k, q] + b0 * X[bi, t, hi, q]  # H_t = a_t H_{t-1} + x_t B_tᵀ
-                v1 = a1 * v0 + b1 * X[bi, t + 1, hi, q]  # H_{t+1}
+                v0 = a0 * H[k, q] + b0 * Xb[i, q]  # H_t = a_t H_{t-1} + x_t B_tᵀ
+                v1 = a1 * v0 + b1 * Xb[i + 1, q]  # H_{t+1}
                 H[k, q] = v1
                 y0[q] += c0 * v0  # y_t = H_t C_t
                 y1[q] += c1 * v1
         for q in range(p):
-            Y[bi, t, hi, q] = y0[q]
-            Y[bi, t + 1, hi, q] = y1[q]
-        t += 2
-    if t < end:  # odd number of steps: the last one alone
-        a0 = math.exp(log_a[bi, t, hi])
+            Yb[i, q] = y0[q]
+            Yb[i + 1, q] = y1[q]
+        i += 2
+    if i < T:  # odd number of steps: the last one alone
         for q in range(p):
             y0[q] = 0.0
         for k in range(n):
-            b0 = B[bi, t, hi, k]
-            c0 = C[bi, t, hi, k]
+            b0 = Bb[i, k]
+            c0 = Cb[i, k]
             for q in range(p):
-                v0 = a0 * H[k, q] + b0 * X[bi, t, hi, q]
+                v0 = ab[i] * H[k, q] + b0 * Xb[i, q]
                 H[k, q] = v0
                 y0[q] += c0 * v0
         for q in range(p):
-            Y[bi, t, hi, q] = y0[q]
+            Yb[i, q] = y0[q]
+
+
+@njit(cache=True, fastmath=True)
+def _local_recurrence(X, log_a, B, C, bi, hi, start, end, H, Y):  # pragma: no cover - compiled
+    """Phase 1 for steps start..end-1 from H (zeroed by the caller).
+
+    The rows of one head lie heads·head_dim apart in X, B, C, Y (a power-of-two stride
+    maps them onto the same cache sets), so blocks of steps are first packed into
+    contiguous buffers."""
+    p = X.shape[3]
+    n = B.shape[3]
+    Xb = np.empty((_BLOCK, p), X.dtype)
+    Bb = np.empty((_BLOCK, n), X.dtype)
+    Cb = np.empty((_BLOCK, n), X.dtype)
+    Yb = np.empty((_BLOCK, p), X.dtype)
+    ab = np.empty(_BLOCK, X.dtype)
+    for t0 in range(start, end, _BLOCK):
+        T = min(_BLOCK, end - t0)
+        for i in range(T):
+            ab[i] = math.exp(log_a[bi, t0 + i, hi])
+            for q in range(p):
+                Xb[i, q] = X[bi, t0 + i, hi, q]
+            for k in range(n):
+                Bb[i, k] = B[bi, t0 + i, hi, k]
+                Cb[i, k] = C[bi, t0 + i, hi, k]
+        _recurrence_block(Xb, ab, Bb, Cb, T, H, Yb)
+        for i in range(T):
+            for q in range(p):
+                Y[bi, t0 + i, hi, q] = Yb[i, q]
 
 
 @njit(parallel=True, cache=True, fastmath=True)

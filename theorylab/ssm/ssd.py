@@ -191,12 +191,13 @@ def ssd_chunked_ref(X, log_a, B, C, chunk_size=64):
 def ssd(X, log_a, B, C, *, chunk_size=64, backend="auto"):
     """SSD layer output Y (batch, length, heads, head_dim); see the module docstring.
 
-    Backends: ``"ref"`` (float64 loop over time), ``"numba"`` (the chunked algorithm in
-    compiled loops, parallel over batch x heads; float32/float64), ``"torch"`` (the
-    chunked algorithm as batched matrix products; CPU/CUDA; differentiable), ``"auto"``
-    (see :mod:`theorylab.backends`).  ``chunk_size`` is any int >= 1 (the length need not
-    be a multiple); it changes the operation order, not the result.  numpy in -> numpy
-    out; torch in -> torch out on the same device and dtype.
+    Backends: ``"ref"`` (float64 loop over time), ``"numba"`` (compiled loops, parallel
+    over batch x heads x chunks: the recurrence inside each chunk, chunk states carried
+    between chunks; ``chunk_size >= length`` is the plain recurrence, the fastest CPU form),
+    ``"torch"`` (the chunked algorithm as batched matrix products; CPU/CUDA;
+    differentiable), ``"auto"`` (see :mod:`theorylab.backends`).  ``chunk_size`` is any
+    int >= 1 (the length need not be a multiple); it changes the operation order, not the
+    result.  numpy in -> numpy out; torch in -> torch out on the same device and dtype.
     """
     kind = _validate(X, log_a, B, C)
     Q = _check_chunk_size(chunk_size)
