@@ -158,14 +158,14 @@ def fixed_fold_merge(q, k, v, l: int, c: int, scale: float, *, kernel: str = "au
     vf = _pad_to(v.reshape(BH, n, dv), R * l).view(BH, R, l, dv)
     o1, l1 = lse_attention(qf, kf, vf, scale, causal=True, kernel=kernel)  # (BH, R, l, dv), (BH, R, l)
     if R > 1:
-        # summary keys: columns l−c … l−1 of rows 0 … R−2, seen by the queries of later rows
-        qs = qf[:, 1:].reshape(BH, 1, (R - 1) * l, d)  # (BH, 1, (R−1)·l, d)
-        ks = kf[:, : R - 1, l - c :].reshape(BH, 1, (R - 1) * c, d)  # (BH, 1, (R−1)·c, d)
-        vs = vf[:, : R - 1, l - c :].reshape(BH, 1, (R - 1) * c, dv)
-        qrow = torch.arange((R - 1) * l, device=dev)[:, None] // l  # query row − 1
-        krow = torch.arange((R - 1) * c, device=dev)[None, :] // c  # key row
-        o2, l2 = lse_attention(qs, ks, vs, scale, allowed=krow <= qrow, kernel=kernel)  # (BH, 1, (R−1)·l, ·)
-        tail = _merge(o1[:, 1:], l1[:, 1:], o2.view(BH, R - 1, l, dv), l2.view(BH, R - 1, l))
+        # summary keys: columns l−c … l−1 of rows 0 … R−2, one list of (R−1)·c keys shared by
+        # every query row; the grid rows 1 … R−1 act as heads, and row a sees the first a·c keys.
+        ks = kf[:, : R - 1, l - c :].reshape(BH, 1, (R - 1) * c, d).expand(BH, R - 1, (R - 1) * c, d)  # stride 0 over rows
+        vs = vf[:, : R - 1, l - c :].reshape(BH, 1, (R - 1) * c, dv).expand(BH, R - 1, (R - 1) * c, dv)
+        arow = torch.arange(R - 1, device=dev)[None, :, None, None]  # query row − 1, (1, R−1, 1, 1)
+        krow = torch.arange((R - 1) * c, device=dev)[None, None, None, :] // c  # key row, (1, 1, 1, (R−1)·c)
+        o2, l2 = lse_attention(qf[:, 1:], ks, vs, scale, allowed=krow <= arow, kernel=kernel)  # (BH, R−1, l, ·)
+        tail = _merge(o1[:, 1:], l1[:, 1:], o2, l2)
         o1 = torch.cat([o1[:, :1], tail], dim=1)  # (BH, R, l, dv)
     return o1.reshape(BH, R * l, dv)[:, :n].reshape(B, H, n, dv)
 
