@@ -92,7 +92,7 @@ def hla2_chunked_torch(q, k, v, S0, C0, G0, chunk_size: int = 64):
     import torch
 
     b, L, h, dk = q.shape
-    T = int(chunk_size)
+    T = min(int(chunk_size), L)  # a chunk longer than the sequence would only add padding
     nc = -(-L // T)
     pad = nc * T - L
     if pad:  # zero q, k, v rows add nothing to any statistic; their outputs are dropped

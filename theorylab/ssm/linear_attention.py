@@ -185,7 +185,7 @@ def _chunked_torch(fq, fk, v1, S0, chunk_size: int):
     import torch
 
     b, L, h, dk = fq.shape
-    T = int(chunk_size)
+    T = min(int(chunk_size), L)  # a chunk longer than the sequence would only add padding
     nc = -(-L // T)
     pad = nc * T - L
     if pad:  # zero keys/values add nothing to any state; padded rows are dropped

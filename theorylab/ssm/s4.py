@@ -154,9 +154,9 @@ def s4_kernel_power(A, B, C, dt, L: int):
     Ab, Bb = discretize_bilinear(A, B, dt)
     Kry = Bb[..., None]  # (h, n, 1): columns Ā^ℓ B̄ for ℓ < width
     Pw = Ab  # Ā^width
-    while Kry.shape[-1] < L:
-        Kry = np.concatenate([Kry, Pw @ Kry], axis=-1)  # (h, n, 2 width)
-        Pw = Pw @ Pw
+    while Kry.shape[-1] < L:  # einsum loops, not BLAS: the work stays on the calling thread
+        Kry = np.concatenate([Kry, np.einsum("hnk,hkw->hnw", Pw, Kry)], axis=-1)  # (h, n, 2 width)
+        Pw = np.einsum("hnk,hkm->hnm", Pw, Pw)
     return np.einsum("hn,hnl->hl", np.asarray(C, dtype=np.float64), Kry[..., :L])  # (h, L)
 
 
