@@ -15,20 +15,22 @@ R = ⌈n/l⌉ rows (a) and l columns (b), zero-padded to R·l (padded keys lie a
 query, so causality already hides them).  Split Aᵢ into two *disjoint* parts whose keys are
 dense blocks of the grid, attend to each part densely, and merge exactly:
 
-* strided:  A¹ᵢ = {0 <= i−j <= l} lies in grid rows a−1 and a (a band of width l + 1 in a
-  (l, 2l) block);  A²ᵢ minus A¹ᵢ = {i−j = t·l, t >= 2}: the same column b, rows <= a−2 --
-  causal dense attention down each column.
-* fixed:    A¹ᵢ = own row a, j <= i (causal l × l block);  A²ᵢ minus A¹ᵢ = the last c
-  columns of rows < a -- one dense (n, R·c) block with a row-causal mask.
+* strided:  A¹ᵢ = {0 <= i−j <= l} is a band: blocks of h queries against the l + h keys
+  before them (rows i < l, where the band is the whole prefix, are one causal block);
+  A²ᵢ minus A¹ᵢ = {i−j = t·l, t >= 2}: the same column b, rows <= a−2 -- causal dense
+  attention down each column of the grid.
+* fixed:    A¹ᵢ = own row a, j <= i (causal l × l blocks);  A²ᵢ minus A¹ᵢ = the last c
+  columns of rows < a -- the (R−1)·c summary keys form one list shared by all rows, and
+  grid row a attends to its first a·c entries.
 
-Each part P returns the unnormalized output o_P = Σ_{j∈P} e^{s_ij − m_P} v_j, its maximum
-m_P and its sum z_P = Σ_{j∈P} e^{s_ij − m_P}; with M = max(m₁, m₂),
+Each part P gives its softmax output out_P and log-sum-exp L_P = log Σ_{j∈P} e^{s_ij}; with
+L = log(e^{L₁} + e^{L₂}),
 
-    out_i = (o₁ e^{m₁−M} + o₂ e^{m₂−M}) / (z₁ e^{m₁−M} + z₂ e^{m₂−M})
+    out_i = out₁ e^{L₁ − L} + out₂ e^{L₂ − L}
 
-which is the softmax over A¹ ∪ A² exactly because the parts are disjoint (the log-sum-exp
-merge: log z = M + log(z₁e^{m₁−M} + z₂e^{m₂−M})).  Work: strided 2·n·l + n·n/l score
-entries, fixed n·l + n·c·n/l: O(n√n) at l = √n, all of it dense matrix products.
+which is the softmax over A¹ ∪ A² exactly because the parts are disjoint.  Work: strided
+n·(l + h) + n·n/l score entries, fixed n·l + n·c·n/l: O(n√n) at l = √n, all of it dense
+matrix products.
 
 Backends: ``"ref"`` dense masked softmax in float64 (numpy); ``"numba"`` compressed-row
 loop over each query's allowed keys (O(nnz·d), float64 accumulation), must match the ref;
