@@ -83,7 +83,11 @@ def main(argv=None) -> dict:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = p.parse_args(argv)
     if args.threads is not None:
+        import numba
+
         torch.set_num_threads(args.threads)
+        numba.set_num_threads(args.threads)  # numba's OpenMP layer would reset torch's count
+    threads = torch.get_num_threads()
     cfg = SMOKE if args.smoke else FULL
     n, l, d = cfg["length"], cfg["stride"], cfg["head_dim"]
     repeat = max(1, args.repeat)
@@ -130,6 +134,7 @@ def main(argv=None) -> dict:
         "sizes": {"length": n, "stride": l, "head_dim": d, "heads": 1, "batch": 1},
         "dtype": "float32",
         "repeat": repeat,
+        "torch_threads_timed": threads,
         **{f"time_{name}_s": val for name, val in t.items()},
         **{f"rel_error_{name}": val for name, val in err.items()},
         "sdpa_dense_over_fold_merge": t["sdpa_dense"] / t["fold_merge"],
