@@ -6,9 +6,10 @@ the inter-chunk recurrence is a loop of ``ceil(L/Q)`` elementwise steps.  Differ
 by autograd.
 
 Blocking: the (Q x Q) decay masks of all chunks are the largest temporaries.  On CPU the
-heads are processed in groups whose masks fit in about 1 MiB, so the elementwise passes
-over them stay in cache instead of streaming (heads x L x Q) floats through memory; on
-CUDA all heads of a batch row form one group.
+heads are processed in groups whose masks take about 4 MiB, so the elementwise passes
+over them run from cache instead of streaming (heads x L x Q) floats through memory,
+while each operation stays large enough to split across threads; on CUDA all heads of a
+batch row form one group.
 
 Decays come from stable segment sums of the chunk's own log-decays (no ratios of
 ``exp(cumsum)``), so float32 stays finite for any length and decay strength.
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 
 from ._segsum import segsum_torch
 
-_CPU_GROUP_BYTES = 1 << 20
+_CPU_GROUP_BYTES = 1 << 22
 
 
 def _block(x, a, Bg, Cg, Q: int, grad: bool):
