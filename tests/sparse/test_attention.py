@@ -208,3 +208,16 @@ def test_make_inputs_rejects_bad_arguments():
         sparse.make_inputs(0)
     with pytest.raises(ValueError, match="length=0"):
         sparse.make_inputs(np.random.default_rng(0), length=0)
+
+
+@pytest.mark.parametrize("kernel", ["matmul", "flash_cpu"])
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 150), w=st.integers(1, 70), chunk=st.sampled_from([1, 5, 64]))
+@example(seed=0, n=64, w=65, chunk=64)
+@settings(max_examples=30)
+def test_sliding_window_band(kernel, seed, n, w, chunk):
+    from theorylab.sparse._torch_attention import sliding_window_band
+
+    x = sparse.make_inputs(np.random.default_rng(seed), batch=1, heads=2, length=n, head_dim=3)
+    ref = sparse.attention_ref(x["q"], x["k"], x["v"], sparse.sliding_window(w))
+    out = sliding_window_band(*(torch.from_numpy(x[c]) for c in "qkv"), w, 3**-0.5, kernel=kernel, chunk=chunk)
+    assert_close(out, ref, dtype=np.float64, name=f"window w={w}")

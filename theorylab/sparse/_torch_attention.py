@@ -2,6 +2,7 @@
 
 * :func:`strided_fold_merge` and :func:`fixed_fold_merge` -- the fold-and-merge
   factorization of the module docstring of :mod:`theorylab.sparse.attention`;
+* :func:`sliding_window_band` -- the same band blocks for a sliding window (O(n·w));
 * :func:`masked_dense` -- dense masked softmax for any other pattern.
 
 Every dense block goes through :func:`lse_attention`, which returns the block's softmax
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from .patterns import Fixed, Pattern, Strided
+from .patterns import Fixed, OffsetPattern, Pattern, Strided
 
 KERNELS = ("auto", "flash_cpu", "matmul")
 HALF = (torch.float16, torch.bfloat16)
@@ -91,6 +92,48 @@ def _pad_to(x, length: int):
     return out
 
 
+def _head_and_band(qp, kp, vp, out, n: int, l: int, h: int, scale: float, kernel: str):
+    """Offsets i − j ∈ [0, l] on padded (BH, N, ·) inputs, N >= l + ⌈(n − l)/h⌉·h.
+
+    Queries i < l see their whole prefix: one causal block, written into ``out[:, :l]``.
+    Queries i >= l: chunk t holds queries l + t·h … l + t·h + h − 1 and keys t·h … t·h + l + h − 1;
+    query u and key m of a chunk are l + u − m apart, allowed iff u <= m <= u + l.  Returns
+    the band's output and log-sum-exp for positions l … n − 1 (None when n <= l).
+    """
+    BH, N, d = qp.shape
+    dv = vp.shape[-1]
+    head = min(n, l)
+    o0, _ = lse_attention(qp[:, None, :head], kp[:, None, :head], vp[:, None, :head], scale, causal=True, kernel=kernel)
+    out[:, :head] = o0[:, 0]
+    if n <= l:
+        return None, None
+    C = -(-(n - l) // h)
+    qb = qp[:, l : l + C * h].view(BH, C, h, d)  # (BH, C, h, d)
+    kb = kp.as_strided((BH, C, l + h, d), (N * d, h * d, d, 1))  # overlapping windows (views)
+    vb = vp.as_strided((BH, C, l + h, dv), (N * dv, h * dv, dv, 1))
+    u = torch.arange(h, device=qp.device)[:, None]
+    m = torch.arange(l + h, device=qp.device)[None, :]
+    o1, l1 = lse_attention(qb, kb, vb, scale, allowed=(m >= u) & (m <= u + l), kernel=kernel)  # (BH, C, h, ·)
+    return o1.view(BH, C * h, dv)[:, : n - l], l1.reshape(BH, C * h)[:, : n - l]  # positions l … n−1
+
+
+def sliding_window_band(q, k, v, w: int, scale: float, *, kernel: str = "auto", chunk: int = WINDOW_CHUNK):
+    """Sliding window 0 <= i − j < w: the band of :func:`strided_fold_merge` with l = w − 1
+    and no stride part.  O(n·(w + chunk)) scores."""
+    B, H, n, d = q.shape
+    dv = v.shape[-1]
+    if w == 1:  # one key per row: softmax weight 1 on v_i
+        return v.clone()
+    l, BH = w - 1, B * H
+    N = max(n, l + (-(-(n - l) // chunk) * chunk if n > l else 0))
+    qp, kp, vp = (_pad_to(t.reshape(BH, n, t.shape[-1]), N) for t in (q, k, v))  # (BH, N, ·)
+    out = torch.empty(BH, n, dv, dtype=q.dtype, device=q.device)
+    o1, _ = _head_and_band(qp, kp, vp, out, n, l, chunk, scale, kernel)
+    if o1 is not None:
+        out[:, l:] = o1
+    return out.view(B, H, n, dv)
+
+
 def strided_fold_merge(q, k, v, l: int, scale: float, *, kernel: str = "auto", chunk: int = WINDOW_CHUNK):
     """Strided(l) attention in three dense parts (i = a·l + b):
 
@@ -113,21 +156,9 @@ def strided_fold_merge(q, k, v, l: int, scale: float, *, kernel: str = "auto", c
     N = max(n, l + C * h, (Rp + 2) * l)
     qp, kp, vp = (_pad_to(t.reshape(BH, n, t.shape[-1]), N) for t in (q, k, v))  # (BH, N, ·)
     out = torch.empty(BH, n, dv, dtype=q.dtype, device=dev)
-    head = min(n, l)
-    o0, _ = lse_attention(qp[:, None, :head], kp[:, None, :head], vp[:, None, :head], scale, causal=True, kernel=kernel)
-    out[:, :head] = o0[:, 0]
+    o1, l1 = _head_and_band(qp, kp, vp, out, n, l, h, scale, kernel)  # parts 0 and 1
     if n <= l:
         return out.view(B, H, n, dv)
-
-    # 1. band.  Chunk t holds queries l + t·h … l + t·h + h − 1 and keys t·h … t·h + l + h − 1:
-    #    query u, key m of the chunk are l + u − m apart, allowed iff u <= m <= u + l.
-    qb = qp[:, l : l + C * h].view(BH, C, h, d)  # (BH, C, h, d)
-    kb = kp.as_strided((BH, C, l + h, d), (N * d, h * d, d, 1))  # overlapping windows (views)
-    vb = vp.as_strided((BH, C, l + h, dv), (N * dv, h * dv, dv, 1))
-    u = torch.arange(h, device=dev)[:, None]
-    m = torch.arange(l + h, device=dev)[None, :]
-    o1, l1 = lse_attention(qb, kb, vb, scale, allowed=(m >= u) & (m <= u + l), kernel=kernel)  # (BH, C, h, ·)
-    o1, l1 = o1.view(BH, C * h, dv)[:, : n - l], l1.reshape(BH, C * h)[:, : n - l]  # positions l … n−1
     out[:, l : 2 * l] = o1[:, :l]
     if n <= 2 * l:
         return out.view(B, H, n, dv)
@@ -177,9 +208,12 @@ def masked_dense(q, k, v, pattern: Pattern, scale: float, *, kernel: str = "auto
 
 
 def attention_torch(q, k, v, pattern: Pattern, scale: float, *, kernel: str = "auto"):
-    """Dispatch on the pattern: fold and merge where it factorizes, dense masked otherwise."""
+    """Dispatch on the pattern: fold and merge where it factorizes, band blocks for a sliding
+    window, dense masked otherwise."""
     if isinstance(pattern, Strided):
         return strided_fold_merge(q, k, v, pattern.l, scale, kernel=kernel)
     if isinstance(pattern, Fixed):
         return fixed_fold_merge(q, k, v, pattern.l, pattern.c, scale, kernel=kernel)
+    if isinstance(pattern, OffsetPattern) and pattern.kind == "sliding_window":
+        return sliding_window_band(q, k, v, dict(pattern.params)["w"], scale, kernel=kernel)
     return masked_dense(q, k, v, pattern, scale, kernel=kernel)

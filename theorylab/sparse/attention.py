@@ -34,8 +34,8 @@ matrix products.
 
 Backends: ``"ref"`` dense masked softmax in float64 (numpy); ``"numba"`` compressed-row
 loop over each query's allowed keys (O(nnz·d), float64 accumulation), must match the ref;
-``"torch"`` fold and merge for strided / fixed and dense masked softmax in the input dtype
-for every other pattern (O(n²) memory), each dense block by torch's fused CPU
+``"torch"`` fold and merge for strided / fixed, the band blocks for a sliding window (O(n·w)),
+and dense masked softmax in the input dtype for every other pattern (O(n²) memory), each dense block by torch's fused CPU
 flash-attention kernel (which also returns the log-sum-exp) or by explicit matrix products
 (see :mod:`theorylab.sparse._torch_attention`), must match the ref; ``"auto"`` per
 :mod:`theorylab.backends`.
@@ -133,7 +133,7 @@ def attention(q, k, v, pattern: Pattern, *, scale=None, backend="auto"):
     ``scale`` defaults to 1/√head_dim.  numpy in -> numpy out, torch in -> torch out on the
     same device and dtype.  Backends: ``"ref"`` (float64 dense masked softmax),
     ``"numba"`` (compressed rows, O(nnz·d)), ``"torch"`` (fold and merge for strided and
-    fixed; dense masked otherwise), ``"auto"``.
+    fixed, band blocks for a sliding window, dense masked otherwise), ``"auto"``.
     """
     kind, scale = _validate(q, k, v, pattern, scale)
     backend = resolve_backend(backend, (q,), valid=BACKENDS)
