@@ -9,6 +9,7 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from theorylab.backends import numba_available
 from theorylab.claims import get, run_claim
 from theorylab.ssm.gated_linear import aft_simple, gateloop, make_gateloop_inputs
 from theorylab.ssm.hla import hla2
@@ -28,9 +29,27 @@ sizes = st.fixed_dictionaries(
     {"batch": st.integers(1, 2), "length": st.integers(1, 40), "heads": st.integers(1, 3), "dk": DIMS, "dv": DIMS}
 )
 seeds = st.integers(0, 2**32 - 1)
+BACKENDS = [
+    "ref",
+    pytest.param("numba", marks=pytest.mark.skipif(not numba_available(), reason="numba not installed")),
+    "torch",
+]
 OPTIONS = [("identity", False), ("elu1", False), ("elu1", True)]
 EDGE = dict(batch=1, length=1, heads=1, dk=1, dv=1)
 ODD = dict(batch=2, length=63, heads=3, dk=5, dv=7)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny problems: one torch and one numba thread (waking thread pools would dominate the time)."""
+    import numba
+
+    before = torch.get_num_threads(), numba.get_num_threads()
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+    yield
+    torch.set_num_threads(before[0])
+    numba.set_num_threads(before[1])
 
 
 def _rounded(p, dtype):
@@ -51,7 +70,7 @@ def test_parallel_form_equals_recurrence(fm, normalize, sz, seed):
     assert_close(out, ref, dtype=np.float64)
 
 
-@pytest.mark.parametrize("backend", ["ref", "torch"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("fm,normalize", OPTIONS)
 @given(sz=sizes, seed=seeds, chunk=st.integers(1, 17))
 @example(sz=EDGE, seed=0, chunk=1)
@@ -72,7 +91,7 @@ def test_backends_match_reference(backend, fm, normalize, sz, seed, chunk):
     assert_close(out32, ref32, dtype=np.float32, name=f"{backend} float32")
 
 
-@pytest.mark.parametrize("backend", ["ref", "torch"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @given(sz=sizes, seed=seeds, cut=st.floats(0, 1), opt=st.sampled_from(OPTIONS))
 def test_segmented_run_equals_full_run(backend, sz, seed, cut, opt):
     fm, normalize = opt
@@ -114,7 +133,7 @@ def test_sympy_proof_linear_attention():
 
 
 # ---- Cottention --------------------------------------------------------------------------------
-@pytest.mark.parametrize("backend", ["ref", "torch"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @given(sz=sizes, seed=seeds, pw=st.sampled_from([0.0, 0.5, 1.0]), off=st.integers(0, 5), chunk=st.integers(1, 9))
 @example(sz=EDGE, seed=0, pw=0.5, off=0, chunk=1)
 def test_cottention_rnn_equals_cosine_attention(backend, sz, seed, pw, off, chunk):
@@ -225,7 +244,7 @@ FUNCS = {
 
 
 @given(fn=st.sampled_from(sorted(FUNCS)), key=st.sampled_from(["q", "k", "v"]), how=st.sampled_from(HOWS),
-       seed=st.integers(0, 100), backend=st.sampled_from(["auto", "ref", "torch"]))
+       seed=st.integers(0, 100), backend=st.sampled_from(["auto", "ref", "numba", "torch"]))
 def test_bad_input_raises_naming_the_argument(fn, key, how, seed, backend):
     p = make_gateloop_inputs(np.random.default_rng(seed), batch=2, length=3, heads=2, dk=3, dv=3)
     p[key] = _corrupt(p[key], how)
@@ -234,7 +253,8 @@ def test_bad_input_raises_naming_the_argument(fn, key, how, seed, backend):
     assert key in str(err.value), str(err.value)
 
 
-@given(how=st.sampled_from(["modulus", "shape", "real_int", "nan", "list"]), backend=st.sampled_from(["ref", "torch"]))
+@given(how=st.sampled_from(["modulus", "shape", "real_int", "nan", "list"]),
+       backend=st.sampled_from(["ref", "numba", "torch"]))
 def test_gateloop_rejects_bad_gates(how, backend):
     p = make_gateloop_inputs(np.random.default_rng(0), length=4)
     a = {"modulus": p["a"] * 1.5, "shape": p["a"][..., :1], "real_int": np.ones(p["a"].shape, int),
@@ -251,7 +271,7 @@ def test_option_errors(rng):
     with pytest.raises(ValueError, match="unknown feature_map"):
         linear_attention(q, k, v, feature_map="relu")
     with pytest.raises(ValueError, match="unknown backend"):
-        linear_attention(q, k, v, backend="numba")
+        linear_attention(q, k, v, backend="cuda")
     with pytest.raises(ValueError, match="chunk_size"):
         hla2(q, k, v, chunk_size=0)
     with pytest.raises(ValueError, match="p must be"):

@@ -9,6 +9,7 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from theorylab.backends import numba_available
 from theorylab.ssm.gated_linear import (
     aft_simple,
     aft_simple_attention,
@@ -30,8 +31,26 @@ sizes = st.fixed_dictionaries(
     {"batch": st.integers(1, 2), "length": st.integers(1, 40), "heads": st.integers(1, 3), "dk": DIMS, "dv": DIMS}
 )
 seeds = st.integers(0, 2**32 - 1)
+BACKENDS = [
+    "ref",
+    pytest.param("numba", marks=pytest.mark.skipif(not numba_available(), reason="numba not installed")),
+    "torch",
+]
 EDGE = dict(batch=1, length=1, heads=1, dk=1, dv=1)
 ODD = dict(batch=2, length=63, heads=3, dk=5, dv=7)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny problems: one torch and one numba thread (waking thread pools would dominate the time)."""
+    import numba
+
+    before = torch.get_num_threads(), numba.get_num_threads()
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+    yield
+    torch.set_num_threads(before[0])
+    numba.set_num_threads(before[1])
 
 
 def _split_runs(fn, p, cut, **kw):
@@ -59,7 +78,7 @@ def test_gateloop_recurrence_scan_attention_agree(sz, seed, scalar):
     assert_close(gateloop_attention(*args), ref, dtype=np.float64, name="surrogate attention")
 
 
-@pytest.mark.parametrize("backend", ["ref", "torch"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @given(sz=sizes, seed=seeds, chunk=st.integers(1, 17), scalar=st.booleans())
 @example(sz=EDGE, seed=0, chunk=1, scalar=False)
 def test_gateloop_backends(backend, sz, seed, chunk, scalar):
@@ -75,7 +94,7 @@ def test_gateloop_backends(backend, sz, seed, chunk, scalar):
     assert_close(out32, ref32, dtype=np.float32)
 
 
-@pytest.mark.parametrize("backend", ["ref", "torch"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @given(sz=sizes, seed=seeds, cut=st.floats(0, 1))
 def test_gateloop_segmented_equals_full(backend, sz, seed, cut):
     p = make_gateloop_inputs(np.random.default_rng(seed), **sz)
@@ -136,7 +155,7 @@ def test_aft_forms_agree(sz, seed, scale):
     assert_close(aft_simple_attention(p["q"], p["k"], p["v"]), ref, dtype=np.float64, name="attention form")
 
 
-@pytest.mark.parametrize("backend", ["ref", "torch"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @given(sz=aft_sizes, seed=seeds, scale=st.sampled_from([1.0, 30.0]))
 def test_aft_backends(backend, sz, seed, scale):
     p = _aft_inputs(seed, sz, scale)
@@ -149,7 +168,7 @@ def test_aft_backends(backend, sz, seed, scale):
     assert_close(out32, ref32, dtype=np.float32)
 
 
-@pytest.mark.parametrize("backend", ["ref", "torch"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @given(sz=aft_sizes, seed=seeds, cut=st.floats(0, 1))
 def test_aft_segmented_equals_full(backend, sz, seed, cut):
     p = _aft_inputs(seed, sz, 5.0)
@@ -186,7 +205,7 @@ def test_hla_streaming_equals_materialized(sz, seed):
     assert_close(out, ref, dtype=np.float64)
 
 
-@pytest.mark.parametrize("backend", ["ref", "torch"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @given(sz=sizes, seed=seeds, chunk=st.integers(1, 17))
 @example(sz=ODD, seed=1, chunk=64)
 def test_hla_chunk_parallel_equals_serial(backend, sz, seed, chunk):
@@ -201,7 +220,7 @@ def test_hla_chunk_parallel_equals_serial(backend, sz, seed, chunk):
     assert_close(hla2(low["q"], low["k"], low["v"], chunk_size=chunk, backend=backend), ref32, dtype=np.float32)
 
 
-@pytest.mark.parametrize("backend", ["ref", "torch"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @given(sz=sizes, seed=seeds, cut=st.floats(0, 1))
 def test_hla_segmented_equals_full(backend, sz, seed, cut):
     p = make_linear_attention_inputs(np.random.default_rng(seed), **sz)

@@ -36,6 +36,19 @@ sizes = st.fixed_dictionaries(
 seeds = st.integers(0, 2**32 - 1)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny problems: one torch and one numba thread (waking thread pools would dominate the time)."""
+    import numba
+
+    before = torch.get_num_threads(), numba.get_num_threads()
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+    yield
+    torch.set_num_threads(before[0])
+    numba.set_num_threads(before[1])
+
+
 def _dplr_args(p):
     h, n = p["B"].shape
     Lam, Pt, Bt, V = hippo_dplr(n)

@@ -72,7 +72,7 @@ __all__ = [
     "make_gateloop_inputs",
 ]
 
-BACKENDS = ("ref", "torch")
+BACKENDS = ("ref", "numba", "torch")
 COMPLEX = {"float32": np.complex64, "float64": np.complex128}
 
 
@@ -186,8 +186,9 @@ def _check_gates(a, q, kind):
 def gateloop(q, k, v, a, *, initial_state=None, return_final_state=False, chunk_size=64, backend="auto"):
     """GateLoop y (batch, length, heads, dv), complex; see the module docstring.
 
-    Backends: ``"ref"`` (complex128 recurrence), ``"torch"`` (chunked associative scan;
-    CPU/CUDA; differentiable), ``"auto"``.  ``initial_state`` (batch, heads, dk, dv) complex.
+    Backends: ``"ref"`` (complex128 recurrence), ``"numba"`` (compiled recurrence in the
+    input's precision), ``"torch"`` (chunked associative scan; CPU/CUDA; differentiable),
+    ``"auto"``.  ``initial_state`` (batch, heads, dk, dv) complex.
     """
     kind = check_qkv(q, k, v)
     _check_gates(a, q, kind)
@@ -211,6 +212,14 @@ def gateloop(q, k, v, a, *, initial_state=None, return_final_state=False, chunk_
         H0 = torch.zeros(b, h, dk, dv, dtype=ct, device=qt.device) if initial_state is None else (
             initial_state if kind == "torch" else torch.from_numpy(initial_state))
         y, H = _gateloop_torch(qt, kt, vt, at, H0, int(chunk_size))
+    elif backend == "numba":
+        from ._linear_attention_numba import gateloop_recurrent as kernel
+
+        dt = np.float64 if V.dtype_name(q) == "float64" else np.float32
+        qn, kn, vn = (np.ascontiguousarray(to_numpy(x, dt)) for x in (q, k, v))
+        an = np.ascontiguousarray(_gates(to_numpy(a).astype(ctype), dk))  # (b, L, h, dk)
+        H0 = np.zeros((b, h, dk, dv), ctype) if initial_state is None else np.array(to_numpy(initial_state), ctype)
+        y, H = kernel(qn, kn, vn, an, H0)
     else:
         y, H = gateloop_recurrent(to_numpy(q), to_numpy(k), to_numpy(v), to_numpy(a), to_numpy(initial_state))
     if kind == "torch":  # torch out: complex dtype matching q, on q's device
@@ -309,7 +318,8 @@ def _aft_torch(q, k, v, state):
 def aft_simple(q, k, v, *, initial_state=None, return_final_state=False, backend="auto"):
     """AFT-simple y (batch, length, heads, d); see the module docstring.
 
-    Backends: ``"ref"`` (float64 recurrence with a running max), ``"torch"`` (closed form with
+    Backends: ``"ref"`` (float64 recurrence with a running max), ``"numba"`` (the same
+    recurrence compiled, input precision), ``"torch"`` (closed form with
     ``torch.logcumsumexp``; CPU/CUDA; differentiable), ``"auto"``.  ``initial_state``
     (batch, heads, d, 2) = [ℓ, μ] continues a previous segment.
     """
@@ -322,6 +332,18 @@ def aft_simple(q, k, v, *, initial_state=None, return_final_state=False, backend
 
         args = [x if x is None or kind == "torch" else torch.from_numpy(x) for x in (q, k, v, initial_state)]
         y, st = _aft_torch(*args)
+    elif backend == "numba":
+        from ._linear_attention_numba import aft_recurrent
+
+        dt = np.float64 if V.dtype_name(q) == "float64" else np.float32
+        qn, kn, vn = (np.ascontiguousarray(to_numpy(x, dt)) for x in (q, k, v))
+        if initial_state is None:
+            m, num, den = np.full((b, h, d), -np.inf, dt), np.zeros((b, h, d), dt), np.zeros((b, h, d), dt)
+        else:  # [ℓ, μ] -> m = ℓ, den = 1, num = μ
+            stn = to_numpy(initial_state, dt)
+            m, num, den = stn[..., 0].copy(), stn[..., 1].copy(), np.ones((b, h, d), dt)
+        y, m, num, den = aft_recurrent(qn, kn, vn, m, num, den)
+        st = np.stack([m + np.log(den), num / den], axis=-1)  # (b, h, d, 2)
     else:
         y, st = aft_simple_recurrent(*(to_numpy(x) for x in (q, k, v, initial_state)))
     y, st = like_input(y, q), like_input(st, q)

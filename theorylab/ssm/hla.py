@@ -50,7 +50,7 @@ from .linear_attention import check_qkv, check_state
 
 __all__ = ["hla2", "hla2_recurrent", "hla2_materialized", "hla2_chunked_torch"]
 
-BACKENDS = ("ref", "torch")
+BACKENDS = ("ref", "numba", "torch")
 
 
 def hla2_recurrent(q, k, v, initial_state=None, *, masked=True):
@@ -121,7 +121,8 @@ def hla2(q, k, v, *, initial_state=None, return_final_state=False, chunk_size=64
     """Second-order causal HLA y (batch, length, heads, dv); see the module docstring.
 
     ``initial_state`` = (S, C, G) from a previous segment.  Backends: ``"ref"`` (float64
-    serial recurrence), ``"torch"`` (chunk-parallel scan; CPU/CUDA; differentiable), ``"auto"``.
+    serial recurrence), ``"numba"`` (the serial recurrence compiled, input precision),
+    ``"torch"`` (chunk-parallel scan; CPU/CUDA; differentiable), ``"auto"``.
     """
     kind = check_qkv(q, k, v)
     b, L, h, dk = (int(s) for s in q.shape)
@@ -144,6 +145,16 @@ def hla2(q, k, v, *, initial_state=None, return_final_state=False, chunk_size=64
         else:
             st = tuple(x if kind == "torch" else torch.from_numpy(x) for x in initial_state)
         y, state = hla2_chunked_torch(qt, kt, vt, *st, chunk_size=int(chunk_size))
+    elif backend == "numba":
+        from ._linear_attention_numba import hla_recurrent
+
+        dt = np.float64 if V.dtype_name(q) == "float64" else np.float32
+        qn, kn, vn = (np.ascontiguousarray(to_numpy(x, dt)) for x in (q, k, v))
+        if initial_state is None:
+            st = (np.zeros((b, h, dk, dk), dt), np.zeros((b, h, dk, dv), dt), np.zeros((b, h, dk, dv), dt))
+        else:
+            st = tuple(np.array(to_numpy(x, dt)) for x in initial_state)
+        y, *state = hla_recurrent(qn, kn, vn, *st)
     else:
         st = None if initial_state is None else tuple(to_numpy(x) for x in initial_state)
         y, state = hla2_recurrent(to_numpy(q), to_numpy(k), to_numpy(v), st)

@@ -17,7 +17,7 @@ Per batch b and head h, with a feature map φ applied to every query and key:
   Unrolling S_t = Σ_{s<=t} φ(k_s) v_sᵀ gives φ(q_t)ᵀ S_t = Σ_{s<=t} (φ(q_t)·φ(k_s)) v_sᵀ,
   the t-th row of the parallel form: the claim.  Both are stored as one array
   [S | z] in R^{dk x (dv+1)} (z is S applied to an appended value 1).
-* **chunked form** (torch backend): chunks of T steps; with S_in the state entering chunk c,
+* **chunked form** (torch backend; the numba backend compiles the recurrence): chunks of T steps; with S_in the state entering chunk c,
   Y_c = (φ(Q_c) φ(K_c)ᵀ ∘ L) V_c + φ(Q_c) S_in and S_in(c) = Σ_{c' < c} φ(K_c')ᵀ V_c'
   (an exclusive cumulative sum over chunks).
 
@@ -53,7 +53,7 @@ __all__ = [
     "FEATURE_MAPS",
 ]
 
-BACKENDS = ("ref", "torch")
+BACKENDS = ("ref", "numba", "torch")
 FEATURE_MAPS = ("identity", "elu1", "cosine")
 
 
@@ -221,6 +221,16 @@ def _run(q, k, v, feature_map, normalize, initial_state, backend, chunk_size, po
         v1 = torch.cat([vt, vt.new_ones(b, L, h, 1)], dim=-1)  # (b, L, h, dv+1)
         out, S = _chunked_torch(_feature(qt, feature_map), _feature(kt, feature_map), v1, S0, chunk_size)
         y = out[..., :dv] / out[..., dv:] if normalize else out[..., :dv]
+    elif backend == "numba":
+        from ._linear_attention_numba import la_recurrent
+
+        dt = np.float64 if V.dtype_name(q) == "float64" else np.float32
+        qn, kn, vn = (to_numpy(x, dt) for x in (q, k, v))
+        v1 = np.concatenate([vn, np.ones((b, L, h, 1), dt)], axis=-1)  # (b, L, h, dv+1)
+        S0 = np.zeros((b, h, dk, dv + 1), dt) if initial_state is None else np.array(to_numpy(initial_state, dt))
+        fq, fk = (np.ascontiguousarray(_feature(x, feature_map), dtype=dt) for x in (qn, kn))
+        out, S = la_recurrent(fq, fk, v1, S0)
+        y = out[..., :dv] / out[..., dv:] if normalize else out[..., :dv]
     else:
         y, S = linear_attention_recurrent(to_numpy(q), to_numpy(k), to_numpy(v), feature_map=feature_map,
                                           normalize=normalize, initial_state=to_numpy(initial_state))
@@ -238,8 +248,9 @@ def linear_attention(q, k, v, *, feature_map="identity", normalize=False, initia
 
     ``initial_state`` (batch, heads, dk, dv+1) = [S | z] continues a previous segment;
     ``return_final_state=True`` returns ``(y, state)``.  Backends: ``"ref"`` (float64
-    recurrence), ``"torch"`` (chunked form, ``chunk_size`` steps per chunk; CPU/CUDA;
-    differentiable), ``"auto"`` (torch tensors -> torch, numpy -> ref).  numpy in -> numpy
+    recurrence), ``"numba"`` (the recurrence compiled, parallel over batch x heads, in the
+    input's dtype), ``"torch"`` (chunked form, ``chunk_size`` steps per chunk; CPU/CUDA;
+    differentiable), ``"auto"`` (torch tensors -> torch, numpy -> numba).  numpy in -> numpy
     out; torch in -> torch out.
     """
     _check_options(feature_map, normalize)
