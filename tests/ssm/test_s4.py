@@ -22,7 +22,7 @@ from theorylab.ssm.s4 import (
     s4_kernel_recurrent,
     s4_recurrence,
 )
-from theorylab.ssm.s4_claims import hippo_proof, nplr_residual
+from theorylab.ssm.s4_claims import hippo_proof, kernel_proof, kernel_proof_residuals, nplr_residual
 from theorylab.tolerances import assert_close, compare
 
 sizes = st.fixed_dictionaries(
@@ -87,6 +87,14 @@ def test_dplr_basis_reconstructs_A(N):
 
 def test_hippo_sympy_proof():
     assert hippo_proof().proved
+
+
+def test_dplr_sympy_proof_and_its_wrong_sign():
+    assert kernel_proof().proved
+    import sympy as sp
+
+    r = kernel_proof_residuals(lowrank_sign=-1)[1]
+    assert r != sp.zeros(*r.shape)
 
 
 # ---- the kernel three ways ------------------------------------------------------------------

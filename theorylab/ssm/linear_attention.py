@@ -25,9 +25,10 @@ Feature maps: ``"identity"`` (φ(x) = x) and ``"elu1"`` (φ(x) = elu(x) + 1 > 0,
 choice).  ``normalize=True`` needs a positive feature map (the denominator is then > 0).
 
 **Cottention** (#74) is the case φ(x) = x / ||x|| (cosine similarity), no softmax and no
-normalizer; the paper stabilizes the sum by dividing by a power of the number of tokens
-(a learned exponent); here y_t is divided by n_t^p with n_t = position_offset + t + 1 the
-number of tokens seen and a fixed exponent p >= 0 (p = 0: plain cosine attention).
+normalizer.  The paper's stabilized variant controls the magnitude of the similarity sums
+with a learned scalar; here that scaling is a division by n_t^p, n_t = position_offset + t + 1
+the number of tokens seen, with a fixed exponent p >= 0 (p = 0: plain cosine attention).
+Any such per-position scale leaves the RNN identity intact.
 
 Glossary (code -> paper): q, k, v -> Q, K, V; feature_map -> φ; S -> S (Katharopoulos) /
 the RNN hidden state (Cottention); z -> Z; p -> the stabilizing exponent.

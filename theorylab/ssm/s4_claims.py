@@ -7,7 +7,7 @@ Math and conventions: :mod:`theorylab.ssm.s4`.
   the whole matrix with exact radicals for N = 6.
 * ``ssm.s4-kernel-three-ways``: K̄ by powering = by DPLR (Cauchy + Woodbury + iFFT) = by the
   impulse response of the recurrence; control: the low-rank term of A with the wrong sign
-  in the Woodbury correction.
+  in the Woodbury correction; proof: sympy, the three algebraic steps of the DPLR path.
 * ``ssm.s4-convolution-is-recurrence``: causal FFT convolution with K̄ = the recurrence on
   random inputs; control: FFT of length L (circular convolution, no zero padding).
 * ``ssm.s4-kernel-cost``: kernel CPU time vs L has log-log slope 1 for the DPLR path
@@ -126,6 +126,42 @@ def kernel_check(rng, size="quick"):
 
 def kernel_control(rng, size="quick"):
     return _kernel_verdict(rng, size, -1.0)
+
+
+def kernel_proof_residuals(N: int = 2, L: int = 4, *, lowrank_sign: int = 1) -> list:
+    """The three algebraic steps of the DPLR kernel, as symbolic residuals (all 0 when proved).
+
+    (1) (I - Δ/2 A) - (I + Δ/2 A) z = Δ/2 (α I - β A), so (I - Āz)^{-1} B̄ = 2 (αI - βA)^{-1} B;
+    (2) Woodbury: (αI - βA) [D^{-1} - β D^{-1} P Pᵀ D^{-1} / (1 + β Pᵀ D^{-1} P)] = I for
+        A = diag(Λ) - P Pᵀ, D = diag(α - βΛ) (``lowrank_sign=-1`` flips the correction: nonzero);
+    (3) (Σ_{ℓ<L} X^ℓ z^ℓ)(I - X z) = I - X^L z^L for a generic 2 x 2 X (the generating function).
+    """
+    import sympy as sp
+
+    z, d = sp.symbols("z Delta")
+    lam = sp.symbols(f"lambda0:{N}")
+    P = sp.Matrix(sp.symbols(f"p0:{N}"))
+    A, eye = sp.diag(*lam) - P * P.T, sp.eye(N)
+    alpha, beta = 2 / d * (1 - z), 1 + z
+    r1 = sp.expand((eye - d / 2 * A) - (eye + d / 2 * A) * z - d / 2 * (alpha * eye - beta * A))
+    Dinv = sp.diag(*[1 / (alpha - beta * x) for x in lam])
+    sb = lowrank_sign * beta
+    W = Dinv - sb * Dinv * P * P.T * Dinv / (1 + sb * (P.T * Dinv * P)[0])
+    r2 = ((alpha * eye - beta * A) * W - eye).applyfunc(lambda e: sp.cancel(sp.together(e)))
+    X = sp.Matrix(2, 2, sp.symbols("x0:4"))
+    S = sp.zeros(2, 2)
+    for ell in range(L):
+        S += X**ell * z**ell
+    r3 = sp.expand(S * (sp.eye(2) - X * z) - (sp.eye(2) - X**L * z**L))
+    return [r1, r2, r3]
+
+
+def kernel_proof() -> Proof:
+    import sympy as sp
+
+    ok = all(r == sp.zeros(*r.shape) for r in kernel_proof_residuals())
+    return Proof(bool(ok), "sympy: bilinear resolvent rewrite, Woodbury for diag(Λ) - PPᵀ (N=2), "
+                 "truncated generating function (L=4), all symbolic")
 
 
 # ---- convolution mode = recurrent mode ----------------------------------------------------
@@ -248,7 +284,7 @@ register(Claim(
     statement="The bilinear-discretized SSM kernel K_l = C Ab^l Bb (l < L) computed by powering, by the Cauchy kernel "
     "with the Woodbury correction of the DPLR form at the roots of unity followed by an inverse FFT, and by running "
     "the recurrence on an impulse agree (float64).",
-    check=kernel_check, negative_control=kernel_control, experiment="ssm_s4_kernel",
+    check=kernel_check, negative_control=kernel_control, proof=kernel_proof, experiment="ssm_s4_kernel",
     module=MODULE, test=TEST, samples=3, controls="low-rank term of A with the wrong sign in the Woodbury correction"))
 
 register(Claim(
