@@ -9,19 +9,20 @@
 (d) float32 at long lengths with log_a anywhere in [-30, 0]: stable segment sums (the
     torch and numba backends) vs decays from one float32 cumulative sum (differences
     cs_t - cs_s lose digits; ratios exp(cs_t)/exp(cs_s) give NaN, drawn at the top);
-(e) wall time against length of the recurrent (numba, one chunk), chunked (torch, chunk
-    64) and quadratic (M X) forms, with fitted log-log slopes (predicted ~1, ~1, ~2).
+(e) CPU time (one thread) against length of the recurrent (numba, one chunk), chunked
+    (torch, chunk 64) and quadratic (M X) forms, with fitted log-log slopes (predicted ~1,
+    ~1, ~2).
 
 Run: ``python experiments/ssm_ssd.py [--quick]`` or ``theorylab reproduce ssm_ssd``.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from theorylab.benchmarking import timeit
 from theorylab.checks import fit_loglog_slope
 from theorylab.experiment import progress, run_experiment
 from theorylab.ssm import ssd, ssd_matrix
@@ -66,11 +67,22 @@ def _max_block_rank(M: np.ndarray) -> int:
     return best
 
 
-def _best_time(fn, repeat: int) -> float:
-    """Least wall time per call over ``repeat`` runs (after one warm-up): the run least
-    disturbed by other processes, each run at least 10 ms of repeated calls."""
+def _cpu_time(fn, repeat: int) -> float:
+    """Least CPU seconds per call over ``repeat`` runs (after one warm-up), each run at least
+    20 ms of repeated calls.  CPU time of one thread measures the work of a form and is far
+    less disturbed by other processes than wall time."""
     fn()
-    return min(timeit(fn, repeat=1, warmup=0, min_seconds=0.01) for _ in range(repeat))
+    best = float("inf")
+    for _ in range(repeat):
+        calls, t0 = 0, time.process_time()
+        while True:
+            fn()
+            calls += 1
+            dt = time.process_time() - t0
+            if dt >= 0.02:
+                break
+        best = min(best, dt / calls)
+    return best
 
 
 def compute(cfg: Config) -> dict:
@@ -133,21 +145,30 @@ def compute(cfg: Config) -> dict:
             long_err[k].append(row[k])
     out["long_lengths"], out["long_errors"] = list(cfg.long_lengths), long_err
 
-    # (e) time against length
+    # (e) time against length: CPU seconds, one thread
+    import numba
+
+    threads = (torch.get_num_threads(), numba.get_num_threads())
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
     times = {"recurrent (numba, one chunk)": [], "chunked (torch, Q=64)": [], "quadratic (M X, torch)": []}
-    for L in progress(cfg.time_lengths, desc="time vs length"):
-        q = make_inputs(np.random.default_rng(0), length=L, heads=cfg.time_heads, head_dim=cfg.time_dim,
-                        state=cfg.time_dim, dtype=np.float32)
-        qt = {k: torch.from_numpy(v) for k, v in q.items()}
-        with torch.inference_mode():
-            times["recurrent (numba, one chunk)"].append(
-                _best_time(lambda: ssd(**q, chunk_size=L, backend="numba"), cfg.repeat))
-            times["chunked (torch, Q=64)"].append(
-                _best_time(lambda: ssd(**qt, chunk_size=64, backend="torch"), cfg.repeat))
-            if L <= cfg.time_quadratic_max:
-                times["quadratic (M X, torch)"].append(_best_time(
-                    lambda: torch.einsum("bhts,bshp->bthp", ssd_matrix(qt["log_a"], qt["B"], qt["C"]), qt["X"]),
-                    cfg.repeat))
+    try:
+        for L in progress(cfg.time_lengths, desc="time vs length"):
+            q = make_inputs(np.random.default_rng(0), length=L, heads=cfg.time_heads, head_dim=cfg.time_dim,
+                            state=cfg.time_dim, dtype=np.float32)
+            qt = {k: torch.from_numpy(v) for k, v in q.items()}
+            with torch.inference_mode():
+                times["recurrent (numba, one chunk)"].append(
+                    _cpu_time(lambda: ssd(**q, chunk_size=L, backend="numba"), cfg.repeat))
+                times["chunked (torch, Q=64)"].append(
+                    _cpu_time(lambda: ssd(**qt, chunk_size=64, backend="torch"), cfg.repeat))
+                if L <= cfg.time_quadratic_max:
+                    times["quadratic (M X, torch)"].append(_cpu_time(
+                        lambda: torch.einsum("bhts,bshp->bthp", ssd_matrix(qt["log_a"], qt["B"], qt["C"]), qt["X"]),
+                        cfg.repeat))
+    finally:
+        torch.set_num_threads(threads[0])
+        numba.set_num_threads(threads[1])
     out["time_lengths"], out["times"] = list(cfg.time_lengths), times
     # slopes over the four largest lengths of each form (at small L fixed overheads dominate)
     out["slopes"] = {k: fit_loglog_slope(cfg.time_lengths[: len(v)][-4:], v[-4:]) for k, v in times.items()}
@@ -203,15 +224,15 @@ def plot(data: dict, path) -> None:
     ax.axhline(1e-3, ls="--", c="k", lw=1, label="claim: 1e-3")
     ax.set(xscale="log", yscale="log", xlabel="length L", ylabel="float32 relative error vs float64 (max over seeds)",
            title="(d) float32, log_a anywhere in [-30, 0]")
-    ax.legend(fontsize=6, loc="center left")
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(0.0, 0.93))
 
     ax = axes[1, 1]
     for k, v in data["times"].items():
         ns = data["time_lengths"][: len(v)]
         ax.plot(ns, v, marker="o", label=f"{k}: slope {data['slopes'][k]:.2f} (4 largest L)")
-    ax.set(xscale="log", yscale="log", xlabel="length L", ylabel="seconds",
+    ax.set(xscale="log", yscale="log", xlabel="length L", ylabel="CPU seconds per call (one thread)",
            title=f"(e) cost vs length (heads {data['sizes']['time_heads']}, P = N = {data['sizes']['time_state']})")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left")
 
     axes[1, 2].axis("off")
     axes[1, 2].text(0.0, 0.95, "SSD: H_t = a_t H_{t-1} + x_t B_tᵀ,  y_t = H_t C_t\n"
