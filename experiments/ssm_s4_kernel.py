@@ -22,6 +22,7 @@ from theorylab.ssm.s4_claims import kernel_times
 
 STEM = "ssm_s4_kernel"
 METHODS = ("power", "recurrent", "dplr")
+PLOT_LEN = 300  # panel (a) shows ℓ < 300: past it the kernels have decayed to ~0
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,8 @@ def compute(cfg: Config) -> dict:
         K = K0 if seed == cfg.seeds[0] else _kernels(seed, cfg)
         scale = np.abs(K["recurrent"]).max()
         for m in diffs:
-            diffs[m].append((np.abs(K[m] - K["recurrent"]).max(axis=0) / scale).tolist())  # (L,): max over channels
+            d = np.abs(K[m] - K["recurrent"]).max(axis=0) / scale  # (L,): max over channels
+            diffs[m].append([float(f"{x:.3g}") for x in d])  # 3 digits: enough for a log-scale error plot
     # (c) time vs L
     times_L = {m: kernel_times(m, cfg.time_lengths, state=cfg.time_state, channels=cfg.time_channels, repeat=cfg.repeat)
                for m in progress(METHODS, desc="time vs L")}
@@ -74,7 +76,7 @@ def compute(cfg: Config) -> dict:
                    for n in cfg.n_states] for m in progress(("recurrent", "dplr"), desc="time vs N")}
     half = len(cfg.n_states) // 2 - 1  # fit the upper part: per-call overheads flatten small sizes
     return {
-        "kernels": {m: K0[m].tolist() for m in METHODS},
+        "kernels": {m: np.vectorize(lambda x: float(f"{x:.6g}"))(K0[m][:, :PLOT_LEN]).tolist() for m in METHODS},
         "dt": K0["dt"].tolist(),
         "diffs": diffs,
         "time_lengths": list(cfg.time_lengths),
@@ -97,7 +99,6 @@ def plot(data: dict, path) -> None:
     for c in range(K["power"].shape[0]):
         for m in METHODS:
             ax.plot(K[m][c], color=f"C{c}", label=f"{m}" if c == 0 else None, **styles[m])
-    ax.set_xlim(0, min(300, K["power"].shape[1]))  # the kernels have decayed to ~0 past here
     ax.set(xlabel="ℓ", ylabel="K̄_ℓ", title=f"(a) S4 kernel, {K['power'].shape[0]} channels (Δ = "
            + ", ".join(f"{d:.3g}" for d in data["dt"]) + ")")
     ax.legend(fontsize=7)
