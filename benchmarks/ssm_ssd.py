@@ -22,8 +22,9 @@ Measured, float32, same inputs, each through its public entry point:
   chunk 64 (2·L·Q·(N+P) + 4·L·N·P per head); its rate is the machine's large-GEMM rate,
   reported as ``gemm_gflops`` with each path's rate at that FLOP count.
 
-Timings are interleaved (one call of each per round, ``--repeat`` rounds, medians), so
-load from other processes falls on all of them alike; only ratios are results.
+Timings are interleaved (one call of each per round, ``--repeat`` rounds, medians; the
+ratios of the least times are printed as well), so load from other processes falls on
+all of them alike; only ratios are results.
 Targets: listing1 / fastest >= 2, torch_loop / fastest >= 25.
 """
 
@@ -89,13 +90,13 @@ def torch_loop_ssd(X, log_a, B, C):
     return torch.stack(ys, dim=1)  # (b, L, h, p)
 
 
-def _interleaved(fns: dict, repeat: int) -> dict:
-    """Median seconds per function, one call of each per round."""
+def _interleaved(fns: dict, repeat: int) -> tuple[dict, dict]:
+    """Median and least seconds per function, one call of each per round."""
     times = {k: [] for k in fns}
     for _ in range(repeat):
         for k, fn in fns.items():
             times[k].append(timeit(fn, repeat=1, warmup=0))
-    return {k: float(np.median(v)) for k, v in times.items()}
+    return {k: float(np.median(v)) for k, v in times.items()}, {k: float(np.min(v)) for k, v in times.items()}
 
 
 def main(argv=None) -> dict:
@@ -136,7 +137,7 @@ def main(argv=None) -> dict:
         # correctness of what is timed, against the float64 recurrence on the same float32 values
         ref = ssd_ref(*[v.astype(np.float64) for v in np_args])
         err = {k: compare(v, ref, dtype=np.float32).rel_error for k, v in outs.items()}
-        t = _interleaved(fns, max(1, args.repeat))
+        t, t_min = _interleaved(fns, max(1, args.repeat))
 
     fastest = min(("numba_recurrent", "numba_chunked", "torch_chunked"), key=t.get)
     results = {
@@ -150,6 +151,9 @@ def main(argv=None) -> dict:
         "listing1_over_fastest": t["listing1"] / t[fastest],
         "torch_loop_over_fastest": t["torch_loop"] / t[fastest],
         "listing1_over_torch_chunked": t["listing1"] / t["torch_chunked"],
+        # the same ratios from each path's least-disturbed round (informative under load)
+        "listing1_over_fastest_least": t_min["listing1"] / t_min[fastest],
+        "torch_loop_over_fastest_least": t_min["torch_loop"] / t_min[fastest],
         "gemm_gflops": 2 * m**3 / t["gemm_floor"] / 1e9,
         **{f"gflops_equiv_{k}": flops / t[k] / 1e9 for k in ("numba_recurrent", "numba_chunked", "torch_chunked", "listing1")},
         "fastest_over_gemm_floor": t[fastest] / t["gemm_floor"],
