@@ -94,7 +94,17 @@ class KVCache:
 def compute(cfg: Config) -> dict:
     import torch
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one core per measurement: time per token, not parallel speed-up
+    try:
+        return _compute(cfg)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _compute(cfg: Config) -> dict:
+    import torch
+
     nmax = max(cfg.contexts)
     times = {f: [[] for _ in cfg.contexts] for f in FORMS}  # [context][seed]
     nbytes = {f: [] for f in FORMS}
