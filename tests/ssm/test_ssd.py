@@ -207,6 +207,17 @@ def test_torch_container_dtype_and_auto():
     assert isinstance(M, torch.Tensor) and M.dtype == torch.float32
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bfloat16", "float16"])
+@pytest.mark.parametrize("backend", ["torch", "ref"])
+def test_half_precision_tensors(dtype, backend):
+    p = make_inputs(np.random.default_rng(1), length=100, heads=2, head_dim=8, state=4)
+    pt = {k: torch.from_numpy(v).to(dtype) for k, v in p.items()}  # rounded to half first ...
+    ref = ssd_ref(*(pt[k].float().numpy() for k in ARGS))  # ... then upcast for the reference
+    out = ssd(**pt, chunk_size=16, backend=backend)
+    assert out.dtype == dtype
+    assert_close(out, ref, dtype=dtype, name=f"{dtype} [{backend}]")
+
+
 @pytest.mark.parametrize("length,chunk", [(5, 2), (6, 3), (4, 8), (1, 1)])
 def test_torch_gradients_match_finite_differences(length, chunk):
     p = make_inputs(np.random.default_rng(length), batch=1, length=length, heads=2, head_dim=3, state=2,
