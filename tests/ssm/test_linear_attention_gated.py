@@ -88,7 +88,8 @@ def test_gateloop_backends(backend, sz, seed, chunk, scalar):
     assert out.dtype == np.complex128
     assert_close(out, ref, dtype=np.float64)
     low = make_gateloop_inputs(np.random.default_rng(seed), scalar_gate=scalar, dtype=np.float32, **sz)
-    ref32, _ = gateloop_recurrent(*(low[k].astype(np.complex128 if k == "a" else np.float64) for k in ("q", "k", "v", "a")))
+    up = {k: x.astype(np.complex128 if k == "a" else np.float64) for k, x in low.items()}  # same values, upcast
+    ref32, _ = gateloop_recurrent(up["q"], up["k"], up["v"], up["a"])
     out32 = gateloop(low["q"], low["k"], low["v"], low["a"], chunk_size=chunk, backend=backend)
     assert out32.dtype == np.complex64
     assert_close(out32, ref32, dtype=np.float32)

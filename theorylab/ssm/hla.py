@@ -45,7 +45,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validate as V
-from ..backends import is_tensor, like_input, resolve_backend, to_numpy
+from ..backends import like_input, resolve_backend, to_numpy
 from .linear_attention import check_qkv, check_state
 
 __all__ = ["hla2", "hla2_recurrent", "hla2_materialized", "hla2_chunked_torch"]

@@ -17,7 +17,8 @@ Per batch b and head h, with a feature map φ applied to every query and key:
   Unrolling S_t = Σ_{s<=t} φ(k_s) v_sᵀ gives φ(q_t)ᵀ S_t = Σ_{s<=t} (φ(q_t)·φ(k_s)) v_sᵀ,
   the t-th row of the parallel form: the claim.  Both are stored as one array
   [S | z] in R^{dk x (dv+1)} (z is S applied to an appended value 1).
-* **chunked form** (torch backend; the numba backend compiles the recurrence): chunks of T steps; with S_in the state entering chunk c,
+* **chunked form** (torch backend; the numba backend compiles the recurrence): chunks of
+  T steps; with S_in the state entering chunk c,
   Y_c = (φ(Q_c) φ(K_c)ᵀ ∘ L) V_c + φ(Q_c) S_in and S_in(c) = Σ_{c' < c} φ(K_c')ᵀ V_c'
   (an exclusive cumulative sum over chunks).
 

@@ -118,14 +118,16 @@ def _cot_verdict(rng, size, raw_keys):
     ref = cottention(p["q"], p["k"], p["v"], p=pw, position_offset=off, backend="ref")
     if raw_keys:  # WRONG on purpose: queries normalized, keys not
         qh = _feature(p["q"], "cosine")
-        out = linear_attention_parallel(qh, p["k"], p["v"]) * (off + 1.0 + np.arange(sz["length"]))[None, :, None, None] ** -pw
+        n_t = (off + 1.0 + np.arange(sz["length"]))[None, :, None, None]
+        out = linear_attention_parallel(qh, p["k"], p["v"]) * n_t**-pw
     else:
         out = cottention_parallel(p["q"], p["k"], p["v"], p=pw, position_offset=off)
     sizes = {**sz, "p": pw, "position_offset": off}
     v1 = identity_verdict(out, ref, dtype=np.float64, sizes=sizes, what="(Q̂K̂ᵀ ∘ L)V/n^p vs RNN")
     if raw_keys:
         return v1
-    out_t = cottention(p["q"], p["k"], p["v"], p=pw, position_offset=off, chunk_size=int(rng.integers(1, 17)), backend="torch")
+    out_t = cottention(p["q"], p["k"], p["v"], p=pw, position_offset=off, chunk_size=int(rng.integers(1, 17)),
+                       backend="torch")
     return _worst(v1, identity_verdict(out_t, ref, dtype=np.float64, backend="torch", sizes=sizes, what="chunked vs RNN"))
 
 
@@ -140,7 +142,8 @@ def _gl_verdict(rng, size, mask_from):
                              what="surrogate attention (QKᵀ∘M)V vs recurrence")
     if mask_from != 1:
         return v_att
-    v_scan = identity_verdict(gateloop_scan(*args)[0], ref, dtype=np.float64, sizes=sizes, what="associative scan vs recurrence")
+    v_scan = identity_verdict(gateloop_scan(*args)[0], ref, dtype=np.float64, sizes=sizes,
+                              what="associative scan vs recurrence")
     v_t = identity_verdict(gateloop(*args, chunk_size=int(rng.integers(1, 17)), backend="torch"), ref, dtype=np.float64,
                            backend="torch", sizes=sizes, what="torch chunked scan vs recurrence")
     return _worst(v_att, v_scan, v_t)
@@ -173,10 +176,12 @@ def _aft_verdict(rng, size, rescale):
     ref, _ = aft_simple_recurrent(q, k, v, rescale_num=rescale)
     cf, _ = aft_simple_closed_form(q, k, v)
     sizes = {**sz, "max|k|": float(np.abs(k).max())}
-    v1 = identity_verdict(cf, ref, dtype=np.float64, sizes=sizes, what="log-cumsum-exp closed form vs running-max recurrence")
+    v1 = identity_verdict(cf, ref, dtype=np.float64, sizes=sizes,
+                          what="log-cumsum-exp closed form vs running-max recurrence")
     if not rescale:
         return v1
-    v2 = identity_verdict(aft_simple_attention(q, k, v), ref, dtype=np.float64, sizes=sizes, what="attention form vs recurrence")
+    v2 = identity_verdict(aft_simple_attention(q, k, v), ref, dtype=np.float64, sizes=sizes,
+                          what="attention form vs recurrence")
     v3 = identity_verdict(aft_simple(q, k, v, backend="torch"), ref, dtype=np.float64, backend="torch", sizes=sizes,
                           what="torch closed form vs recurrence")
     return _worst(v1, v2, v3)
@@ -190,7 +195,8 @@ def _hla_verdict(rng, size, masked):
     p = make_linear_attention_inputs(rng, **sz)
     ref = hla2_materialized(p["q"], p["k"], p["v"])
     out, _ = hla2_recurrent(p["q"], p["k"], p["v"], masked=masked)
-    v1 = identity_verdict(out, ref, dtype=np.float64, sizes=sz, what="streaming (S^K, C^QV, G) vs (L∘QKᵀ)(L∘KQᵀ)V")
+    v1 = identity_verdict(out, ref, dtype=np.float64, sizes=sz,
+                          what="streaming (S^K, C^QV, G) vs (L∘QKᵀ)(L∘KQᵀ)V")
     if not masked:
         return v1
     T = int(rng.integers(1, 17))
@@ -251,7 +257,8 @@ def _state_verdict(rng, size, control):
 
 # ---- registration --------------------------------------------------------------------------------
 def _reg(id_, paper, statement, fn, controls, module, proof=None, experiment="ssm_recurrent_forms", kind="identity"):
-    register(Claim(id=id_, paper=paper, statement=statement, kind=kind, check=lambda rng, size="quick": fn(rng, size, False),
+    register(Claim(id=id_, paper=paper, statement=statement, kind=kind,
+                   check=lambda rng, size="quick": fn(rng, size, False),
                    negative_control=lambda rng, size="quick": fn(rng, size, True), proof=proof, experiment=experiment,
                    module=module, test=TEST, samples=3, controls=controls))
 
@@ -283,4 +290,5 @@ _reg("ssm.hla-second-order-streaming", HLA,
 _reg("ssm.recurrent-state-is-constant", KATHAROPOULOS,
      "The decoding state of linear attention, GateLoop, AFT-simple and second-order HLA has a size independent of the "
      "context length n (log-log slope 0 +- 0.05), while a softmax KV cache grows linearly (slope 1 +- 0.05).",
-     _state_verdict, "the KV cache held to the constant-state law", "theorylab/ssm/linear_attention.py", kind="complexity")
+     _state_verdict, "the KV cache held to the constant-state law", "theorylab/ssm/linear_attention.py",
+     kind="complexity")

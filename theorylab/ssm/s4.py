@@ -195,7 +195,8 @@ def _check_dplr(Lam, P, B, C, dt):
 
 def s4_c_tilde(Lam, P, C, dt, L: int):
     """C̃ = C (I - Ā^L) in the DPLR basis, Ā^L by log2(L) squarings of the dense Ā: O(N³ log L)."""
-    Lam, P, C, dt = np.asarray(Lam, np.complex128), np.asarray(P, np.complex128), np.asarray(C, np.complex128), np.asarray(dt, np.float64)
+    Lam, P, C = (np.asarray(x, np.complex128) for x in (Lam, P, C))
+    dt = np.asarray(dt, np.float64)
     n = Lam.shape[0]
     A = np.diag(Lam) - np.outer(P, P.conj())  # (n, n): diag(Λ) - P P*
     eye = np.eye(n)
@@ -282,7 +283,9 @@ def s4_recurrence(u, A, B, C, dt, D=None, *, initial_state=None, return_final_st
         import torch
 
         ut = u if kind == "torch" else torch.from_numpy(u)
-        cast = lambda v: None if v is None else (v if torch.is_tensor(v) else torch.from_numpy(np.asarray(v))).to(ut.dtype)  # noqa: E731
+        def cast(v):
+            return None if v is None else (v if torch.is_tensor(v) else torch.from_numpy(np.asarray(v))).to(ut.dtype)
+
         Abt, Bbt, Ct, Dt, x = cast(Ab), cast(Bb), cast(C), cast(D), cast(initial_state)
         x = ut.new_zeros(ut.shape[0], h, n) if x is None else x
         ys = []
@@ -356,7 +359,8 @@ def make_s4_inputs(rng: np.random.Generator, *, batch=1, length=16, channels=2, 
     Δ log-uniform in [1e-3, 1e-1] (S4's initialization range), D ~ N(0, 1), u ~ N(0, 1)."""
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
-    b, L, h, n = (_check_size(k, v) for k, v in (("batch", batch), ("length", length), ("channels", channels), ("state", state)))
+    named = (("batch", batch), ("length", length), ("channels", channels), ("state", state))
+    b, L, h, n = (_check_size(k, v) for k, v in named)
     A, P, B = hippo_legs(n)
     out = {
         "A": A,

@@ -43,7 +43,8 @@ from .s4 import (
 PAPER = Paper("Efficiently Modeling Long Sequences with Structured State Spaces", 2021, "2111.00396", index=44)
 MODULE, TEST = "theorylab/ssm/s4.py", "tests/ssm/test_s4.py"
 
-_SIZES = {"quick": dict(state=24, length=200, channels=3, batch=2), "full": dict(state=64, length=2048, channels=4, batch=3)}
+_SIZES = {"quick": dict(state=24, length=200, channels=3, batch=2),
+          "full": dict(state=64, length=2048, channels=4, batch=3)}
 
 
 def _draw(rng, size):
@@ -191,14 +192,14 @@ def conv_control(rng, size="quick"):
 
 
 # ---- cost vs length -----------------------------------------------------------------------
-_COST = {"quick": dict(state=16, channels=4, lengths=(1024, 2048, 4096, 8192), rec_lengths=(512, 1024, 2048, 4096),
-                      naive=(128, 256, 512, 1024), repeat=2),
+_COST = {"quick": dict(state=16, channels=4, lengths=(1024, 2048, 4096, 8192), rec_lengths=(256, 512, 1024, 2048),
+                      naive=(128, 256, 512, 1024), repeat=3),
          "full": dict(state=32, channels=8, lengths=(1024, 2048, 4096, 8192, 16384), rec_lengths=(1024, 2048, 4096, 8192),
                       naive=(256, 512, 1024, 2048), repeat=5)}
 COST_BAND = 0.35  # slope band: fixed per-call overheads and the L log L FFT bend a pure 1.0
 
 
-def min_time(fn, repeat: int, min_seconds: float = 2e-3) -> float:
+def min_time(fn, repeat: int, min_seconds: float = 5e-3) -> float:
     """Per-call CPU time of ``fn()`` on the calling thread, minimum over ``repeat`` runs.
 
     Thread CPU time, not wall time: on a shared machine, other processes' load does not
@@ -258,7 +259,8 @@ def _cost_verdict(rng, size, control):
     if control:
         t = kernel_times("naive-dft", c["naive"], **kw)
         return slope_verdict(c["naive"], t, expected=1.0, band=COST_BAND, what="explicit-DFT kernel vs L (O(L²))")
-    verdicts = [slope_verdict(c[key], kernel_times(m, c[key], **kw), expected=1.0, band=COST_BAND, what=f"{m} kernel vs L")
+    verdicts = [slope_verdict(c[key], kernel_times(m, c[key], **kw), expected=1.0, band=COST_BAND,
+                              what=f"{m} kernel vs L")
                 for m, key in (("dplr", "lengths"), ("recurrent", "rec_lengths"))]
     return max(verdicts, key=lambda v: v.error)
 
