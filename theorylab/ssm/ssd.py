@@ -115,8 +115,9 @@ def _validate(X, log_a, B, C, *, need_x=True) -> str:
 
 
 def _check_finite(name, a) -> None:
-    """NaN/inf check in one reduction: a sum is finite whenever every entry is; only when
-    the sum is not (a non-finite entry, or an overflow of finite ones) is every entry tested."""
+    """NaN/inf check in one reduction: a sum is finite only if every entry is (NaN and inf
+    propagate), so only when the sum is not finite (a non-finite entry, or an overflow of
+    finite ones) is every entry tested."""
     with np.errstate(over="ignore"):
         total = a.sum()
     if not bool(total.isfinite() if is_tensor(total) else np.isfinite(total)):
