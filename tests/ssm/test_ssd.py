@@ -262,6 +262,9 @@ def test_wrong_shapes_raise_value_error_naming_argument(arg, axis, delta, contai
     with pytest.raises(ValueError) as e:
         ssd(**p)
     assert any(k in str(e.value) for k in ARGS) and "shape" in str(e.value)
+    if arg != "X":
+        with pytest.raises(ValueError, match="shape"):
+            ssd_matrix(p["log_a"], p["B"], p["C"])
 
 
 @pytest.mark.parametrize("arg", ARGS)
@@ -319,6 +322,9 @@ def test_empty_dims_raise(arg, axis):
     p[arg] = np.zeros(shape)
     with pytest.raises(ValueError):
         ssd(**p)
+    if arg != "X":
+        with pytest.raises(ValueError):
+            ssd_matrix(p["log_a"], p["B"], p["C"])
 
 
 def test_empty_everywhere_raises_naming_zero_size():
