@@ -115,11 +115,15 @@ def _validate(X, log_a, B, C, *, need_x=True) -> str:
 
 
 def _check_finite(name, a) -> None:
-    """NaN/inf check in one reduction: a sum is finite only if every entry is (NaN and inf
-    propagate), so only when the sum is not finite (a non-finite entry, or an overflow of
-    finite ones) is every entry tested."""
-    with np.errstate(over="ignore"):
-        total = a.sum()
+    """NaN/inf check in one reduction: a sum (or, for a contiguous array, the BLAS dot
+    product <a, a>) is finite only if every entry is (NaN and inf propagate), so only when
+    it is not finite (a non-finite entry, or an overflow of finite ones) is every entry tested."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if isinstance(a, np.ndarray) and a.flags.c_contiguous:
+            flat = a.reshape(-1)
+            total = np.dot(flat, flat)
+        else:
+            total = a.sum()
     if not bool(total.isfinite() if is_tensor(total) else np.isfinite(total)):
         V.check_finite(name, a)
 
