@@ -59,9 +59,10 @@ def cmd_list(args) -> int:
         print(json.dumps({"claims": rows}, indent=1))
         return 0
     w = max(len(c.id) for c in claims)
-    print(f"{'claim':<{w}}  {'kind':<11}  {'paper':<8}  experiment")
+    pw = max(len("paper"), *(len(c.paper.short()) for c in claims))
+    print(f"{'claim':<{w}}  {'kind':<11}  {'paper':<{pw}}  experiment")
     for c in claims:
-        print(f"{c.id:<{w}}  {c.kind:<11}  {c.paper.short():<8}  {c.experiment or '-'}")
+        print(f"{c.id:<{w}}  {c.kind:<11}  {c.paper.short():<{pw}}  {c.experiment or '-'}")
     return 0
 
 
@@ -82,12 +83,13 @@ def cmd_verify(args) -> int:
         print(json.dumps({"size": size, "seed": args.seed, "claims": [r.as_json() for r in reports]}, indent=1))
     else:
         w = max(len(r.claim.id) for r in reports)
-        print(f"{'claim':<{w}}  {'paper':<7} {'holds':<5}  {'max error':>9}  {'tolerance':>9}  {'control':<8}  "
+        pw = max(len("paper"), *(len(r.claim.paper.short()) for r in reports))
+        print(f"{'claim':<{w}}  {'paper':<{pw}}  {'holds':<5}  {'max error':>9}  {'tolerance':>9}  {'control':<8}  "
               f"{'proof':<5}  {'n':>3}  backend")
         for r in reports:
             proof = "-" if r.proved is None else ("yes" if r.proved else "FAIL")
             control = "rejected" if r.negative_control_rejected else "ACCEPTED"
-            print(f"{r.claim.id:<{w}}  {r.claim.paper.short():<7} {'yes' if r.holds else 'NO':<5}  {_fmt(r.max_error):>9}  "
+            print(f"{r.claim.id:<{w}}  {r.claim.paper.short():<{pw}}  {'yes' if r.holds else 'NO':<5}  {_fmt(r.max_error):>9}  "
                   f"{_fmt(r.tolerance):>9}  {control:<8}  {proof:<5}  {r.samples:>3}  {r.backend}")
         bad = [r.claim.id for r in reports if not r.ok]
         print(f"\n{len(reports) - len(bad)}/{len(reports)} claims hold with their negative control rejected ({size} budget, "
