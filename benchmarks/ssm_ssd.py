@@ -104,7 +104,7 @@ def main(argv=None) -> dict:
     import torch
 
     from theorylab.ssm import ssd
-    from theorylab.ssm.ssd import make_inputs, ssd_ref
+    from theorylab.ssm.duality import make_inputs, ssd_ref
     from theorylab.tolerances import compare
 
     p = bench_parser(__doc__.splitlines()[0])

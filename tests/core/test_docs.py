@@ -1,11 +1,12 @@
-"""Every python code block in docs/*.md runs (worked examples stay true)."""
+"""Every python code block in docs/*.md and README.md runs (worked examples stay true)."""
 
 import re
 from pathlib import Path
 
 import pytest
 
-DOCS = sorted((Path(__file__).resolve().parents[2] / "docs").glob("*.md"))
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=[d.name for d in DOCS])

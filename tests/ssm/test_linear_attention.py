@@ -13,7 +13,7 @@ from theorylab.backends import numba_available
 from theorylab.claims import get, run_claim
 from theorylab.ssm.gated_linear import aft_simple, gateloop, make_gateloop_inputs
 from theorylab.ssm.hla import hla2
-from theorylab.ssm.linear_attention import (
+from theorylab.ssm.linear_forms import (
     cottention,
     cottention_parallel,
     linear_attention,

@@ -22,7 +22,7 @@ from theorylab.ssm.gated_linear import (
     make_gateloop_inputs,
 )
 from theorylab.ssm.hla import hla2, hla2_materialized, hla2_recurrent
-from theorylab.ssm.linear_attention import linear_attention, make_linear_attention_inputs
+from theorylab.ssm.linear_forms import linear_attention, make_linear_attention_inputs
 from theorylab.ssm.linear_attention_claims import gl_proof, hla_proof
 from theorylab.tolerances import assert_close, compare
 

@@ -15,7 +15,7 @@ from hypothesis import assume, example, given, strategies as st
 from theorylab.backends import numba_available
 from theorylab.claims import get, run_claim
 from theorylab.ssm import ssd, ssd_matrix
-from theorylab.ssm.ssd import make_inputs, ssd_chunked_ref, ssd_matrix_ref, ssd_ref
+from theorylab.ssm.duality import make_inputs, ssd_chunked_ref, ssd_matrix_ref, ssd_ref
 from theorylab.tolerances import assert_close
 
 BACKENDS = [
@@ -285,7 +285,7 @@ def test_non_finite_raises(arg, bad, container):
 
 def test_finite_check_survives_overflowing_sum():
     """Huge finite entries overflow a float32 sum; that alone must not be reported as inf."""
-    from theorylab.ssm.ssd import _validate
+    from theorylab.ssm.duality import _validate
 
     p = {k: v.astype(np.float32) for k, v in _good().items()}
     p["X"] = np.full_like(p["X"], 3e38)

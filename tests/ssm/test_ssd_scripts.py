@@ -30,7 +30,7 @@ def test_benchmark_smoke_runs_and_what_it_times_is_correct(capsys):
 def test_listing1_baseline_matches_reference():
     import torch
 
-    from theorylab.ssm.ssd import make_inputs, ssd_ref
+    from theorylab.ssm.duality import make_inputs, ssd_ref
     from theorylab.tolerances import assert_close
 
     bench = _load("benchmarks/ssm_ssd.py")

@@ -7,7 +7,7 @@ Public API (each module's docstring states the claim it encodes):
   :func:`window_global`, :func:`bigbird`, :func:`full_causal` -- objects with ``mask(n)``,
   exact ``nnz(n)``, ``row(i, n)``, ``row_counts(n)``, ``csr(n)``, ``density(n)`` and
   ``block_density(n, block)``.
-* attention (:mod:`theorylab.sparse.attention`, #10): :func:`attention` -- softmax over a
+* attention (:mod:`theorylab.sparse.sparse_attention`, #10): :func:`attention` -- softmax over a
   pattern's allowed keys; backends ``"ref"`` (dense masked, float64), ``"numba"``
   (compressed rows), ``"torch"`` (fold and merge for strided / fixed); :func:`attention_ref`,
   :func:`make_inputs`.
@@ -19,7 +19,7 @@ Public API (each module's docstring states the claim it encodes):
   :mod:`~theorylab.sparse.content` (one cluster / all blocks = full attention).
 """
 
-from .attention import attention, attention_ref, make_inputs
+from .sparse_attention import attention, attention_ref, make_inputs
 from .content import ExplicitPattern, moba_mask, routing_mask
 from .patterns import (
     BigBird,

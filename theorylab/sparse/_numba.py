@@ -1,6 +1,6 @@
 """numba kernel of the sparse theme (imported lazily; compiled on first call, cached on disk).
 
-``attention_csr_numba`` must match :func:`theorylab.sparse.attention.attention_ref`.
+``attention_csr_numba`` must match :func:`theorylab.sparse.sparse_attention.attention_ref`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """torch paths of :func:`theorylab.sparse.attention` (CPU and CUDA); each must match ``attention_ref``.
 
 * :func:`strided_fold_merge` and :func:`fixed_fold_merge` -- the fold-and-merge
-  factorization of the module docstring of :mod:`theorylab.sparse.attention`;
+  factorization of the module docstring of :mod:`theorylab.sparse.sparse_attention`;
 * :func:`sliding_window_band` -- the same band blocks for a sliding window (O(n·w));
 * :func:`masked_dense` -- dense masked softmax for any other pattern.
 

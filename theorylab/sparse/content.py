@@ -33,7 +33,7 @@ import numpy as np
 
 from ..checks import identity_verdict
 from ..claims import Claim, Paper, Verdict, register
-from .attention import attention, attention_ref, make_inputs
+from .sparse_attention import attention, attention_ref, make_inputs
 from .patterns import Pattern, _int, full_causal
 
 __all__ = ["ExplicitPattern", "routing_mask", "moba_mask"]

@@ -1,6 +1,6 @@
 """Identity claims: every sparse-attention path equals dense masked softmax.
 
-Statement (math and papers in :mod:`theorylab.sparse.attention`):
+Statement (math and papers in :mod:`theorylab.sparse.sparse_attention`):
 
 1. ``sparse.attention-is-masked-softmax`` -- for every pattern family, the ``"numba"``
    path (compressed rows) and the ``"torch"`` path equal the float64 reference
@@ -25,7 +25,7 @@ import numpy as np
 from ..backends import numba_available
 from ..checks import identity_verdict
 from ..claims import Claim, Paper, Verdict, register
-from .attention import attention, attention_ref, make_inputs
+from .sparse_attention import attention, attention_ref, make_inputs
 from .patterns import bigbird, dilated_window, fixed, full_causal, power_attention, sliding_window, strided, window_global
 
 CHILD = Paper("Generating Long Sequences with Sparse Transformers", 2019, "1904.10509", index=10)
@@ -118,7 +118,7 @@ MASKED_SOFTMAX_CLAIM = register(
         check=_masked_softmax_check,
         negative_control=_masked_softmax_control,
         experiment="sparse_walltime",
-        module="theorylab/sparse/attention.py",
+        module="theorylab/sparse/sparse_attention.py",
         test="tests/sparse/test_attention.py",
         controls="mask applied to the probabilities after a causal softmax (no renormalization over A_i)",
     )

@@ -23,7 +23,7 @@ from .selective import (
     selective_scan_ref,
 )
 from . import hidden_attention as _hidden_attention  # noqa: F401  (registers the claim)
-from .ssd import ssd, ssd_matrix
+from .duality import ssd, ssd_matrix
 from . import ssd_claims as _ssd_claims  # noqa: F401  (registers the SSD claims)
 from . import implicit_attention  # noqa: F401  (#6: whole layers as implicit attention; registers its claim)
 from . import dsf  # noqa: F401  (#49: the dynamical systems framework; registers its claim)
@@ -39,7 +39,7 @@ from .s4 import (
     s4_recurrence,
 )
 from . import s4_claims as _s4_claims  # noqa: F401  (registers the S4 claims)
-from .linear_attention import cottention, linear_attention, make_linear_attention_inputs
+from .linear_forms import cottention, linear_attention, make_linear_attention_inputs
 from .gated_linear import aft_simple, gateloop, make_gateloop_inputs
 from .hla import hla2
 from . import linear_attention_claims as _linear_attention_claims  # noqa: F401  (registers the family's claims)

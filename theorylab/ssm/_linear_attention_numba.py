@@ -3,7 +3,7 @@
 Each kernel is the serial recurrence of its reference, one (batch, head) pair per parallel
 job, in the input's dtype:
 
-* ``la_recurrent``   must match :func:`theorylab.ssm.linear_attention.linear_attention_recurrent`
+* ``la_recurrent``   must match :func:`theorylab.ssm.linear_forms.linear_attention_recurrent`
   (on features already applied, values with the appended 1);
 * ``gateloop_recurrent`` must match :func:`theorylab.ssm.gated_linear.gateloop_recurrent`;
 * ``aft_recurrent``  must match :func:`theorylab.ssm.gated_linear.aft_simple_recurrent`;

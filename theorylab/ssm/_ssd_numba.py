@@ -1,7 +1,7 @@
 """numba kernel of SSD (imported lazily; compiled on first call, cached on disk).
 
-``ssd_numba`` must match :func:`theorylab.ssm.ssd.ssd_ref`.  It is the chunked algorithm
-of :mod:`theorylab.ssm.ssd` with the diagonal blocks (1) and chunk states (2) computed by
+``ssd_numba`` must match :func:`theorylab.ssm.duality.ssd_ref`.  It is the chunked algorithm
+of :mod:`theorylab.ssm.duality` with the diagonal blocks (1) and chunk states (2) computed by
 running the recurrence inside each chunk from a zero state, which on a CPU is the
 cheapest exact form: the (state x head_dim) state stays in L1 cache and each step costs
 3·N·P flops in loops that vectorize over head_dim, against Q·(N + P) per step for the

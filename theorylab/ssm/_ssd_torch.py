@@ -1,6 +1,6 @@
 """Torch form of SSD: the chunked algorithm as batched matrix products (CPU and CUDA).
 
-Must match :func:`theorylab.ssm.ssd.ssd_ref` (and :func:`~theorylab.ssm.ssd.ssd_chunked_ref`,
+Must match :func:`theorylab.ssm.duality.ssd_ref` (and :func:`~theorylab.ssm.duality.ssd_chunked_ref`,
 whose four blocks it computes).  Every chunk of a head is one slice of a batched GEMM;
 the inter-chunk recurrence is a loop of ``ceil(L/Q)`` elementwise steps.  Differentiable
 by autograd.

@@ -57,7 +57,7 @@ import numpy as np
 from .. import _validate as V
 from ..backends import is_tensor, like_input, resolve_backend, to_numpy
 from ._segsum import segsum
-from .linear_attention import check_qkv, check_state
+from .linear_forms import check_qkv, check_state
 from .selective import scan_combine
 
 __all__ = [

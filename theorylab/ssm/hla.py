@@ -46,7 +46,7 @@ import numpy as np
 
 from .. import _validate as V
 from ..backends import like_input, resolve_backend, to_numpy
-from .linear_attention import check_qkv, check_state
+from .linear_forms import check_qkv, check_state
 
 __all__ = ["hla2", "hla2_recurrent", "hla2_materialized", "hla2_chunked_torch"]
 

@@ -1,6 +1,6 @@
 """Linear-attention family = RNN: checks, negative controls, sympy proofs, registration.
 
-Math: :mod:`theorylab.ssm.linear_attention` (Katharopoulos et al.; Cottention #74),
+Math: :mod:`theorylab.ssm.linear_forms` (Katharopoulos et al.; Cottention #74),
 :mod:`theorylab.ssm.gated_linear` (GateLoop #80; AFT-simple #119), :mod:`theorylab.ssm.hla`
 (second-order HLA #14).
 
@@ -33,7 +33,7 @@ from .gated_linear import (
     make_gateloop_inputs,
 )
 from .hla import hla2, hla2_materialized, hla2_recurrent
-from .linear_attention import (
+from .linear_forms import (
     _feature,
     cottention,
     cottention_parallel,
@@ -266,12 +266,12 @@ def _reg(id_, paper, statement, fn, controls, module, proof=None, experiment="ss
 _reg("ssm.linear-attention-is-rnn", KATHAROPOULOS,
      "Causal linear attention (φ(Q)φ(K)ᵀ ∘ L)V, optionally normalized by its row sums, equals the RNN "
      "S_t = S_{t-1} + φ(k_t)v_tᵀ, z_t = z_{t-1} + φ(k_t), y_t = φ(q_t)ᵀS_t (/ φ(q_t)ᵀz_t), and its chunked form.",
-     _la_verdict, "causal mask without its diagonal (s < t)", "theorylab/ssm/linear_attention.py", proof=la_proof)
+     _la_verdict, "causal mask without its diagonal (s < t)", "theorylab/ssm/linear_forms.py", proof=la_proof)
 _reg("ssm.cottention-is-rnn", COTTENTION,
      "Causal cosine attention (Q̂K̂ᵀ ∘ L)V / n_t^p with unit-length rows Q̂, K̂ equals an RNN with a dk x dv state "
      "S_t = S_{t-1} + k̂_t v_tᵀ, y_t = q̂_tᵀ S_t / n_t^p.",
      lambda rng, size, wrong: _cot_verdict(rng, size, wrong), "keys not normalized (only queries)",
-     "theorylab/ssm/linear_attention.py")
+     "theorylab/ssm/linear_forms.py")
 _reg("ssm.gateloop-three-forms", GATELOOP,
      "With data-controlled complex gates |a_t| <= 1, the GateLoop recurrence H_t = diag(a_t)H_{t-1} + k_t v_tᵀ, "
      "y_t = q_tᵀH_t equals its associative scan and the surrogate attention (QKᵀ ∘ M)V, M[n,m] = Π_{j=m+1..n} a_j.",
@@ -290,5 +290,5 @@ _reg("ssm.hla-second-order-streaming", HLA,
 _reg("ssm.recurrent-state-is-constant", KATHAROPOULOS,
      "The decoding state of linear attention, GateLoop, AFT-simple and second-order HLA has a size independent of the "
      "context length n (log-log slope 0 +- 0.05), while a softmax KV cache grows linearly (slope 1 +- 0.05).",
-     _state_verdict, "the KV cache held to the constant-state law", "theorylab/ssm/linear_attention.py",
+     _state_verdict, "the KV cache held to the constant-state law", "theorylab/ssm/linear_forms.py",
      kind="complexity")

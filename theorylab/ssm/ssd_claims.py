@@ -1,6 +1,6 @@
 """Claims of state space duality: checks, negative controls, sympy proof.
 
-Statements (math and paper in :mod:`theorylab.ssm.ssd`):
+Statements (math and paper in :mod:`theorylab.ssm.duality`):
 
 * ``ssm.ssd-duality`` -- recurrence = chunked algorithm (every chunk size) = M X.
   Check: float64, the recurrence :func:`ssd_ref` vs :func:`ssd_chunked_ref`, the ``"auto"``
@@ -26,7 +26,7 @@ import numpy as np
 from ..checks import identity_verdict
 from ..claims import Claim, Paper, Proof, Verdict, register
 from ..backends import resolve_backend
-from .ssd import BACKENDS, make_inputs, ssd, ssd_chunked_ref, ssd_matrix, ssd_ref
+from .duality import BACKENDS, make_inputs, ssd, ssd_chunked_ref, ssd_matrix, ssd_ref
 
 PAPER = Paper(
     "Transformers are SSMs: Generalized Models and Efficient Algorithms Through Structured State Space Duality",
@@ -34,7 +34,7 @@ PAPER = Paper(
     "2405.21060",
     index=None,
 )
-_MODULE = "theorylab/ssm/ssd.py"
+_MODULE = "theorylab/ssm/duality.py"
 _TEST = "tests/ssm/test_ssd.py"
 
 _TOP = {"quick": dict(batch=2, length=40, heads=3, head_dim=5, state=4), "full": dict(batch=2, length=200, heads=4, head_dim=7, state=6)}
