@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theorylab.checks import fit_loglog_slope
+from theorylab.checks import crossover_length, fit_loglog_slope
 from theorylab.experiment import progress, run_experiment
 from theorylab.ssm import ssd, ssd_matrix
 from theorylab.ssm.duality import make_inputs, ssd_chunked_ref, ssd_ref
@@ -172,6 +172,12 @@ def compute(cfg: Config) -> dict:
     out["time_lengths"], out["times"] = list(cfg.time_lengths), times
     # slopes over the four largest lengths of each form (at small L fixed overheads dominate)
     out["slopes"] = {k: fit_loglog_slope(cfg.time_lengths[: len(v)][-4:], v[-4:]) for k, v in times.items()}
+    # crossover lengths: where the quadratic form stops being the cheaper one
+    names = list(times)
+    out["crossovers"] = {
+        f"{a} = {b}": dict(zip(("length", "how"), crossover_length(cfg.time_lengths, times[a], times[b])))
+        for i, a in enumerate(names) for b in names[i + 1:]
+    }
     out["sizes"] = {"time_heads": cfg.time_heads, "time_head_dim": cfg.time_dim, "time_state": cfg.time_dim}
     return out
 
@@ -235,12 +241,17 @@ def plot(data: dict, path) -> None:
     ax.legend(fontsize=7, loc="upper left")
 
     axes[1, 2].axis("off")
+    short = lambda name: name.split(" (")[0]  # noqa: E731
+    cross = [f"  {short(a)} = {short(b)}: L ≈ {c['length']:.0f} ({c['how']})"
+             for (a, b), c in ((k.split(" = "), c) for k, c in data.get("crossovers", {}).items())]
     axes[1, 2].text(0.0, 0.95, "SSD: H_t = a_t H_{t-1} + x_t B_tᵀ,  y_t = H_t C_t\n"
                     "  = (L ∘ C Bᵀ) X,  L[t,s] = Π_{k=s+1..t} a_k\n"
                     "  = chunked: diagonal blocks + chunk states\n"
                     "    + inter-chunk recurrence + state → output\n\n"
                     "a ≡ 1: causal linear attention (Q=C, K=B, V=X)\n"
-                    "Dao & Gu 2024, arXiv:2405.21060", va="top", family="monospace", fontsize=8)
+                    "Dao & Gu 2024, arXiv:2405.21060\n\n"
+                    "crossover lengths (panel e):\n" + "\n".join(cross),
+                    va="top", family="monospace", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, format="png")
     plt.close(fig)

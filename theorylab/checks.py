@@ -14,7 +14,7 @@ import numpy as np
 from .claims import Verdict
 from .tolerances import compare
 
-__all__ = ["identity_verdict", "fit_loglog_slope", "slope_verdict", "mean_interval"]
+__all__ = ["identity_verdict", "fit_loglog_slope", "slope_verdict", "mean_interval", "crossover_length"]
 
 
 def identity_verdict(out, ref, *, dtype=None, rtol=None, backend="ref", sizes=None, what="") -> Verdict:
@@ -42,6 +42,34 @@ def slope_verdict(ns, ys, *, expected: float, band: float, backend="ref", what="
     sizes = {"n_min": int(min(ns)), "n_max": int(max(ns)), "points": len(ns)}
     detail = f"{what + ': ' if what else ''}fitted exponent {p:.3f}, predicted {expected} +- {band}"
     return Verdict.from_error(abs(p - expected), band, backend=backend, sizes=sizes, detail=detail)
+
+
+def crossover_length(ns, t_a, t_b) -> tuple[float, str]:
+    """Length where cost curves ``t_a(n)`` and ``t_b(n)`` cross, and how it was found.
+
+    ``"measured"``: log-log interpolation between the two sizes where the sign of
+    log(t_a/t_b) changes (the first change); ``"extrapolated"``: no change in the measured
+    range, so each curve gets a power-law fit c n^p and the fits are solved for equality;
+    ``"none: same growth"`` (length ``inf``) when the fitted exponents differ by < 0.25.  Curves may be shorter than ``ns``; the
+    common prefix is used.
+    """
+    m = min(len(t_a), len(t_b))
+    n = np.asarray(ns[:m], dtype=np.float64)
+    la, lb = np.log(np.asarray(t_a[:m], dtype=np.float64)), np.log(np.asarray(t_b[:m], dtype=np.float64))
+    if m < 2:
+        raise ValueError(f"need two common sizes; got {m}")
+    d = la - lb
+    for i in range(m):
+        if d[i] == 0:
+            return float(n[i]), "measured"
+        if i + 1 < m and d[i] * d[i + 1] < 0:
+            x0, x1 = np.log(n[i]), np.log(n[i + 1])
+            return float(np.exp(x0 + (x1 - x0) * d[i] / (d[i] - d[i + 1]))), "measured"
+    pa, ca = np.polyfit(np.log(n), la, 1)
+    pb, cb = np.polyfit(np.log(n), lb, 1)
+    if abs(pa - pb) < 0.25:  # same growth: a constant ratio, no crossover to speak of
+        return float("inf"), "none: same growth"
+    return float(np.exp((cb - ca) / (pa - pb))), "extrapolated"
 
 
 def mean_interval(values, z: float = 2.576) -> tuple[float, float, float]:

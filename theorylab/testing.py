@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from .tolerances import assert_close
 
-__all__ = ["awkward_sizes", "seeds", "selective_scan_inputs", "assert_equivalent"]
+__all__ = ["awkward_sizes", "seeds", "selective_scan_inputs", "assert_equivalent", "CORRUPTIONS", "corrupt"]
 
 seeds = st.integers(0, 2**32 - 1)
 SMALL = (1, 2, 3, 5, 7)
@@ -77,3 +77,42 @@ def assert_equivalent(candidate, reference, inputs: st.SearchStrategy[dict], *, 
     if max_examples is not None:
         run = settings(max_examples=max_examples)(run)
     run()
+
+
+CORRUPTIONS = ("extra_dim", "drop_dim", "wrong_size", "int_dtype", "complex_dtype", "other_float", "nan", "inf",
+               "list", "tensor", "empty")
+
+
+def corrupt(v: np.ndarray, how: str, *, axis: int = -1):
+    """A bad version of the valid array ``v``, for bad-input tests (one of :data:`CORRUPTIONS`).
+
+    ``wrong_size`` grows ``axis`` by one; ``empty`` makes the last axis zero-length;
+    ``other_float`` flips float32 <-> float64; ``list`` and ``tensor`` change the container.
+    A public function given the result must raise ``ValueError``/``TypeError`` naming the
+    argument -- never crash, hang or return NaN.
+    """
+    if how == "extra_dim":
+        return v[..., None]
+    if how == "drop_dim":
+        return v[0] if v.ndim > 1 else v.reshape(1, -1)
+    if how == "wrong_size":
+        return np.concatenate([v, np.take(v, [0], axis=axis)], axis=axis)
+    if how == "int_dtype":
+        return v.real.astype(np.int64)
+    if how == "complex_dtype":
+        return v.astype(np.complex128)
+    if how == "other_float":
+        return v.astype(np.float32 if v.dtype == np.float64 else np.float64)
+    if how in ("nan", "inf"):
+        w = v.astype(np.result_type(v, np.float32), copy=True)
+        w.reshape(-1)[0 if how == "nan" else -1] = np.nan if how == "nan" else np.inf
+        return w
+    if how == "list":
+        return v.tolist()
+    if how == "tensor":
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(v))
+    if how == "empty":
+        return v[..., :0]
+    raise ValueError(f"how must be one of {CORRUPTIONS}; got {how!r}")

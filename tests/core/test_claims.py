@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from theorylab.checks import fit_loglog_slope, identity_verdict, mean_interval, slope_verdict
+from theorylab.checks import crossover_length, fit_loglog_slope, identity_verdict, mean_interval, slope_verdict
 from theorylab.claims import Claim, Paper, Verdict, all_claims, run_claim, select
 
 PAPER = Paper("A test paper", 2024, "0000.00000", index=None)
@@ -77,3 +77,15 @@ def test_check_helpers():
     assert lo < m == 2.0 < hi
     with pytest.raises(ValueError, match="positive"):
         fit_loglog_slope([1, 2], [0, 1])
+
+
+def test_crossover_length():
+    ns = [10, 100, 1000, 10000]
+    quad = [1e-4 * n**2 for n in ns]  # crosses 1e-1 * n at n = 1000
+    lin = [1e-1 * n for n in ns]
+    L, how = crossover_length(ns, quad, lin)
+    assert how == "measured" and L == pytest.approx(1000)
+    L, how = crossover_length(ns[:2], quad[:2], lin)  # beyond the measured range: fits
+    assert how == "extrapolated" and L == pytest.approx(1000)
+    assert crossover_length(ns, lin, lin[:1] + lin[1:])[1] == "measured"
+    assert crossover_length(ns, lin, [2 * t for t in lin]) == (float("inf"), "none: same growth")

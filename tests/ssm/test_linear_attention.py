@@ -22,6 +22,7 @@ from theorylab.ssm.linear_forms import (
     make_linear_attention_inputs,
 )
 from theorylab.ssm.linear_attention_claims import la_proof, state_bytes
+from theorylab.testing import corrupt
 from theorylab.tolerances import assert_close
 
 DIMS = st.sampled_from([1, 2, 3, 5, 7])
@@ -205,34 +206,6 @@ def test_torch_gradients_flow(rng):
 
 
 # ---- bad input through every public function -------------------------------------------------------
-def _corrupt(v, how):
-    if how == "extra_dim":
-        return v[..., None]
-    if how == "drop_dim":
-        return v[0]
-    if how == "wrong_size":
-        return np.concatenate([v, v[:, :1]], axis=1)
-    if how == "int_dtype":
-        return v.astype(np.int64)
-    if how == "other_float":
-        return v.astype(np.float32)
-    if how == "nan":
-        w = v.copy()
-        w.reshape(-1)[0] = np.nan
-        return w
-    if how == "inf":
-        w = v.copy()
-        w.reshape(-1)[-1] = np.inf
-        return w
-    if how == "list":
-        return v.tolist()
-    if how == "tensor":
-        return torch.from_numpy(v)
-    if how == "empty":
-        return v[..., :0]
-    raise AssertionError(how)
-
-
 HOWS = ["extra_dim", "drop_dim", "wrong_size", "int_dtype", "other_float", "nan", "inf", "list", "tensor", "empty"]
 FUNCS = {
     "linear_attention": lambda q, k, v, a, be: linear_attention(q, k, v, backend=be),
@@ -247,7 +220,7 @@ FUNCS = {
        seed=st.integers(0, 100), backend=st.sampled_from(["auto", "ref", "numba", "torch"]))
 def test_bad_input_raises_naming_the_argument(fn, key, how, seed, backend):
     p = make_gateloop_inputs(np.random.default_rng(seed), batch=2, length=3, heads=2, dk=3, dv=3)
-    p[key] = _corrupt(p[key], how)
+    p[key] = corrupt(p[key], how, axis=1)
     with pytest.raises((ValueError, TypeError)) as err:
         FUNCS[fn](p["q"], p["k"], p["v"], p["a"], backend)
     assert key in str(err.value), str(err.value)

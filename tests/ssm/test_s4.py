@@ -23,6 +23,7 @@ from theorylab.ssm.s4 import (
     s4_recurrence,
 )
 from theorylab.ssm.s4_claims import hippo_proof, kernel_proof, kernel_proof_residuals, nplr_residual
+from theorylab.testing import corrupt
 from theorylab.tolerances import assert_close, compare
 
 sizes = st.fixed_dictionaries(
@@ -215,24 +216,6 @@ def test_claims_hold_and_controls_are_rejected(cid):
 
 
 # ---- bad input ---------------------------------------------------------------------------------
-def _corrupt(v, how):
-    if how == "extra_dim":
-        return v[..., None]
-    if how == "wrong_size":
-        return np.concatenate([v, v[..., :1]], axis=-1)
-    if how == "int_dtype":
-        return v.astype(np.int64)
-    if how == "nan":
-        w = v.astype(np.float64).copy()
-        w.reshape(-1)[0] = np.nan
-        return w
-    if how == "list":
-        return v.tolist()
-    if how == "empty":
-        return v[..., :0]
-    raise AssertionError(how)
-
-
 HOWS = ["extra_dim", "wrong_size", "int_dtype", "nan", "list", "empty"]
 
 
@@ -240,7 +223,7 @@ HOWS = ["extra_dim", "wrong_size", "int_dtype", "nan", "list", "empty"]
        backend=st.sampled_from(["ref", "torch"]))
 def test_recurrence_rejects_bad_input(key, how, seed, backend):
     p = make_s4_inputs(np.random.default_rng(seed), length=4, channels=3, state=2)
-    p[key] = _corrupt(p[key], how)
+    p[key] = corrupt(p[key], how)
     with pytest.raises((ValueError, TypeError)) as err:
         s4_recurrence(p["u"], p["A"], p["B"], p["C"], p["dt"], p["D"], backend=backend)
     assert key in str(err.value) or (key in "ABC" and "shape" in str(err.value)), str(err.value)
@@ -250,7 +233,7 @@ def test_recurrence_rejects_bad_input(key, how, seed, backend):
 def test_convolve_rejects_bad_input(key, how, backend):
     p = make_s4_inputs(np.random.default_rng(0), length=4, channels=3, state=2)
     p["K"] = s4_kernel_recurrent(p["A"], p["B"], p["C"], p["dt"], 4)
-    p[key] = _corrupt(p[key], how)
+    p[key] = corrupt(p[key], how)
     with pytest.raises((ValueError, TypeError)) as err:
         s4_convolve(p["u"], p["K"], p["D"], backend=backend)
     assert key in str(err.value), str(err.value)

@@ -6,56 +6,21 @@ return NaN), and the message must name the argument.
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
 from theorylab.ssm import make_inputs, selective_attention_matrix, selective_scan
+from theorylab.testing import CORRUPTIONS, corrupt
 
 KEYS = ("x", "delta", "A", "B", "C", "D")
 MATRIX_KEYS = ("delta", "A", "B", "C")
-
-
-def _corrupt(p, key, how):
-    v = p[key]
-    if how == "extra_dim":
-        return v[..., None]
-    if how == "drop_dim":
-        return v.reshape(-1) if v.ndim > 1 else v.reshape(1, -1)
-    if how == "wrong_size":
-        return np.concatenate([v, v[..., :1]], axis=-1)
-    if how == "int_dtype":
-        return v.astype(np.int64)
-    if how == "complex_dtype":
-        return v.astype(np.complex128)
-    if how == "other_float":
-        return v.astype(np.float32)
-    if how == "nan":
-        w = v.copy()
-        w.reshape(-1)[0] = np.nan
-        return w
-    if how == "inf":
-        w = v.copy()
-        w.reshape(-1)[-1] = np.inf
-        return w
-    if how == "list":
-        return v.tolist()
-    if how == "tensor":
-        return torch.from_numpy(v)
-    if how == "empty":
-        return v[..., :0]
-    raise AssertionError(how)
-
-
-CORRUPTIONS = ["extra_dim", "drop_dim", "wrong_size", "int_dtype", "complex_dtype", "other_float", "nan", "inf",
-               "list", "tensor", "empty"]
 
 
 @given(key=st.sampled_from(KEYS), how=st.sampled_from(CORRUPTIONS), seed=st.integers(0, 1000),
        backend=st.sampled_from(["auto", "ref", "numba", "torch"]))
 def test_scan_rejects_bad_input_naming_the_argument(key, how, seed, backend):
     p = make_inputs(np.random.default_rng(seed), batch=2, length=3, channels=5, state=2)
-    bad = dict(p, **{key: _corrupt(p, key, how)})
+    bad = dict(p, **{key: corrupt(p[key], how)})
     with pytest.raises((ValueError, TypeError)) as err:
         selective_scan(*[bad[k] for k in KEYS], backend=backend)
     msg = str(err.value)
@@ -66,7 +31,7 @@ def test_scan_rejects_bad_input_naming_the_argument(key, how, seed, backend):
        backend=st.sampled_from(["auto", "ref", "numba", "torch"]))
 def test_matrix_rejects_bad_input_naming_the_argument(key, how, seed, backend):
     p = make_inputs(np.random.default_rng(seed), batch=2, length=3, channels=5, state=2)
-    bad = dict(p, **{key: _corrupt(p, key, how)})
+    bad = dict(p, **{key: corrupt(p[key], how)})
     with pytest.raises((ValueError, TypeError)) as err:
         selective_attention_matrix(*[bad[k] for k in MATRIX_KEYS], backend=backend)
     msg = str(err.value)
