@@ -89,3 +89,24 @@ def test_crossover_length():
     assert how == "extrapolated" and L == pytest.approx(1000)
     assert crossover_length(ns, lin, lin[:1] + lin[1:])[1] == "measured"
     assert crossover_length(ns, lin, [2 * t for t in lin]) == (float("inf"), "none: same growth")
+
+
+def test_a_statistical_claim_is_one_registration():
+    """A one-sided statistical claim over seeds: E[x̄] of U(0, 1) draws exceeds 0.4.
+
+    The verdict's error is the lower end of the 99% interval below the threshold (<= 0
+    holds); the control asks the same of U(-0.5, 0.5) draws and must be rejected.
+    """
+
+    def stat(rng, size, shift):
+        n_seeds, n = (8, 200) if size == "quick" else (32, 2000)
+        means = [np.random.default_rng(rng.integers(1 << 31)).uniform(shift, 1 + shift, n).mean() for _ in range(n_seeds)]
+        m, lo, hi = mean_interval(means)
+        return Verdict.from_error(0.4 - lo, 0.0, detail=f"mean {m:.3f}, 99% interval [{lo:.3f}, {hi:.3f}]")
+
+    claim = Claim(id="ssm.toy-statistical", paper=PAPER, statement="mean of U(0,1) > 0.4", kind="statistical",
+                  check=lambda rng, size: stat(rng, size, 0.0), negative_control=lambda rng, size: stat(rng, size, -0.5),
+                  samples=1, controls="draws shifted by -0.5")
+    for size in ("quick", "full"):
+        r = run_claim(claim, size=size, seed=1)
+        assert r.ok and r.size == size and r.samples == 1 and "99% interval" in r.detail
