@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from theorylab.benchmarking import timeit
 from theorylab.checks import crossover_length, fit_loglog_slope
 from theorylab.experiment import progress, run_experiment
 from theorylab.ssm import ssd, ssd_matrix
@@ -68,21 +69,9 @@ def _max_block_rank(M: np.ndarray) -> int:
 
 
 def _cpu_time(fn, repeat: int) -> float:
-    """Least CPU seconds per call over ``repeat`` runs (after one warm-up), each run at least
-    20 ms of repeated calls.  CPU time of one thread measures the work of a form and is far
-    less disturbed by other processes than wall time."""
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        calls, t0 = 0, time.process_time()
-        while True:
-            fn()
-            calls += 1
-            dt = time.process_time() - t0
-            if dt >= 0.02:
-                break
-        best = min(best, dt / calls)
-    return best
+    """Least CPU seconds per call over ``repeat`` runs of at least 20 ms each (after a warm-up):
+    CPU time measures the work of a form and is far less disturbed by other processes."""
+    return timeit(fn, repeat=repeat, min_seconds=0.02, clock=time.process_time, reduce=min)
 
 
 def compute(cfg: Config) -> dict:

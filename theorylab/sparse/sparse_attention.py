@@ -87,7 +87,7 @@ def _validate(q, k, v, pattern, scale) -> tuple[str, float]:
     V.check_shape("v", v, tuple(q.shape[:3]) + (int(v.shape[3]),), shapes)
     for name, a in (("q", q), ("k", k), ("v", v)):
         V.check_nonempty(name, a, "(every size must be >= 1)")
-        _check_finite(name, a)
+        V.check_finite(name, a)
     if not isinstance(pattern, Pattern):
         raise TypeError(f"pattern must be a theorylab.sparse pattern (e.g. theorylab.sparse.strided(l)); got {type(pattern).__name__}")
     d = int(q.shape[3])
@@ -98,13 +98,6 @@ def _validate(q, k, v, pattern, scale) -> tuple[str, float]:
     if not (math.isfinite(float(scale)) and float(scale) > 0):
         raise ValueError(f"scale must be finite and > 0; got {scale}")
     return kind, float(scale)
-
-
-def _check_finite(name, a) -> None:
-    """One reduction pass: a NaN or inf in ``a`` makes its sum non-finite.  Only then (or
-    when a finite sum overflows) run the exact elementwise check, which names the argument."""
-    if not math.isfinite(float(a.sum())):
-        V.check_finite(name, a)
 
 
 # ---------------------------------------------------------------------------------------

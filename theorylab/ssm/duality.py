@@ -50,7 +50,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validate as V
-from ..backends import is_tensor, like_input, resolve_backend, to_numpy
+from ..backends import like_input, resolve_backend, to_numpy
 from ._segsum import segsum
 
 __all__ = ["ssd", "ssd_matrix", "ssd_ref", "ssd_matrix_ref", "ssd_chunked_ref", "make_inputs", "BACKENDS"]
@@ -109,23 +109,9 @@ def _validate(X, log_a, B, C, *, need_x=True) -> str:
     V.check_shape("C", C, (b, L, h, n), shapes)
     for k, v in named.items():
         V.check_nonempty(k, v, "(every size must be >= 1)")
-        _check_finite(k, v)
+        V.check_finite(k, v)
     V.check_bound("log_a", log_a, hi=0.0, why="exp(log_a) must be a decay <= 1")
     return kind
-
-
-def _check_finite(name, a) -> None:
-    """NaN/inf check in one reduction: a sum (or, for a contiguous array, the BLAS dot
-    product <a, a>) is finite only if every entry is (NaN and inf propagate), so only when
-    it is not finite (a non-finite entry, or an overflow of finite ones) is every entry tested."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        if isinstance(a, np.ndarray) and a.flags.c_contiguous:
-            flat = a.reshape(-1)
-            total = np.dot(flat, flat)
-        else:
-            total = a.sum()
-    if not bool(total.isfinite() if is_tensor(total) else np.isfinite(total)):
-        V.check_finite(name, a)
 
 
 def _check_chunk_size(chunk_size) -> int:

@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 
+from ..benchmarking import timeit
 from ..checks import identity_verdict, slope_verdict
 from ..claims import Claim, Paper, Proof, Verdict, register
 from .s4 import (
@@ -205,20 +206,8 @@ def min_time(fn, repeat: int, min_seconds: float = 5e-3) -> float:
     Thread CPU time, not wall time: on a shared machine, other processes' load does not
     count against the call, and neither do idle BLAS worker threads spinning after a
     LAPACK call.  The timed kernels do their work on this thread (einsum loops, FFT).
-    Each run repeats ``fn`` until ``min_seconds`` have passed.
     """
-    fn()  # warm-up: first-call allocations are not part of the cost law
-    best = np.inf
-    for _ in range(repeat):
-        calls, t0 = 0, time.thread_time()
-        while True:
-            fn()
-            calls += 1
-            dt = time.thread_time() - t0
-            if dt >= min_seconds:
-                break
-        best = min(best, dt / calls)
-    return best
+    return timeit(fn, repeat=repeat, min_seconds=min_seconds, clock=time.thread_time, reduce=min)
 
 
 def _naive_dft_kernel(Lam, P, B, Ct, dt, L):
