@@ -2,122 +2,225 @@
 
 ``ssd_numba`` must match :func:`theorylab.ssm.duality.ssd_ref`.  It is the chunked algorithm
 of :mod:`theorylab.ssm.duality` with the diagonal blocks (1) and chunk states (2) computed by
-running the recurrence inside each chunk from a zero state, which on a CPU is the
-cheapest exact form: the (state x head_dim) state stays in L1 cache and each step costs
-3·N·P flops in loops that vectorize over head_dim, against Q·(N + P) per step for the
-quadratic diagonal block.  Three phases, each parallel:
+running the recurrence inside each chunk from a zero state -- on a CPU the cheapest exact
+form: the (state x head_dim) state stays in L1 cache and a step costs 3·N·P flops, against
+Q·(N + P) more for the quadratic diagonal block.  Three phases, each parallel:
 
-1. every (batch, head, chunk): local recurrence H_t = a_t H_{t-1} + x_t B_tᵀ from H = 0,
+1. every (chunk, batch, head): local recurrence H_t = a_t H_{t-1} + x_t B_tᵀ from H = 0,
    y_t = H_t C_t; the final local state is the chunk state S(c);
 2. every (batch, head): inter-chunk recurrence H_in(c+1) = exp(Σ_{k in c} log_a_k) H_in(c) + S(c);
 3. every (batch, head, chunk >= 1): y_t += exp(Σ_{k=start..t} log_a_k) H_in(c) C_t.
 
-With chunk_size >= length there is one chunk and phases 2-3 vanish: the plain recurrence,
-parallel over batch x heads only.  Every decay is a product of factors a_t in (0, 1] or
-the exp of a float64 sum <= 0, so nothing overflows at any length.
+With chunk_size >= length there is one chunk and phases 2-3 vanish: the plain recurrence.
+
+How phase 1 reaches the machine's rate (float32, N = P = 64: ~75% of the FMA peak):
+
+* ``_steps`` advances the state two steps per pass over it, on register tiles of
+  2 vectors x 2 steps written with :mod:`theorylab._simd` (explicit 64-byte vectors), so
+  the y accumulators never leave registers and each state row is loaded and stored once
+  per two steps.
+* The rows of one head lie heads·head_dim apart in X, B, C, Y (a power-of-two stride maps
+  them onto the same cache sets), so blocks of ``_STEPS`` steps are packed into contiguous
+  buffers first, and the next block's rows are prefetched while this one computes.
+* A thread owns a contiguous range of jobs and walks up to ``_RUN`` heads of one chunk
+  in lockstep, block by block, so its reads sweep each step's rows of neighbouring heads
+  together; outputs go out with non-temporal stores when rows are 64-byte aligned.
+
+Every decay is a product of factors a_t in (0, 1] or the exp of a float64 sum <= 0, so
+nothing overflows at any length.  No fast-math flags beyond FMA contraction: a NaN or inf
+in X, B or C reaches the output, whose checksum the caller tests instead of scanning the
+inputs first.
 """
 
 from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 from numba import njit, prange
 
+from .. import _simd as S
 
-_BLOCK = 64  # steps packed at a time into contiguous buffers
+_STEPS = 16  # time block: steps of one head packed and run at a time
+_RUN = 16  # heads of one chunk advanced block by block together
+_FLAGS = {"contract"}  # no nnan / ninf: non-finite values must propagate
 
 
-@njit(cache=True, fastmath=True)
-def _recurrence_block(Xb, ab, Bb, Cb, T, H, Yb):  # pragma: no cover - compiled
-    """T steps of H_t = a_t H_{t-1} + x_t B_tᵀ, y_t = H_t C_t on packed rows; two steps per pass over H."""
-    p = Xb.shape[1]
-    n = Bb.shape[1]
-    y0 = np.empty(p, Xb.dtype)
-    y1 = np.empty(p, Xb.dtype)
+@njit(cache=True, fastmath=_FLAGS)
+def _copy_rows(src, so, ss, dst, do, ds, T, m, stream):  # pragma: no cover - compiled
+    """dst[do + t·ds + q] = src[so + t·ss + q] for t < T, q < m (flat 1-d arrays).
+
+    ``stream``: non-temporal vector stores (every dst row start 64-byte aligned, m a
+    multiple of the vector length)."""
+    W = S.lanes(src)
+    for t in range(T):
+        s = so + t * ss
+        d = do + t * ds
+        q = 0
+        if stream:
+            while q < m:
+                S.stream(dst, d + q, S.load(src, s + q))
+                q += W
+        while q + W <= m:
+            S.store(dst, d + q, S.load(src, s + q))
+            q += W
+        while q < m:
+            dst[d + q] = src[s + q]
+            q += 1
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _prefetch_row(Xf, Bf, Cf, xo, bo, p, n):  # pragma: no cover - compiled
+    """Hint the lines of one X row (p values at xo) and one B and C row (n values at bo)."""
+    W = S.lanes(Xf)
+    for m in range(0, p, W):
+        S.prefetch(Xf, xo + m)
+    for m in range(0, n, W):
+        S.prefetch(Bf, bo + m)
+        S.prefetch(Cf, bo + m)
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _steps(Xb, ab, Bb, Cb, T, n, pp, H, Yb, Xf, Bf, Cf, nx, nb, xs, bs, p):  # pragma: no cover - compiled
+    """T steps of H_t = a_t H_{t-1} + x_t B_tᵀ, y_t = H_t C_t on packed rows; returns Σ y.
+
+    Xb, Yb: rows of pp values (head_dim p padded with zeros to whole vector pairs); Bb, Cb:
+    rows of n; ab: decays; H: (n, pp) flat, updated in place.  nx >= 0: flat offsets nx, nb
+    of the next block's first X and B/C rows (row strides xs, bs), prefetched meanwhile."""
+    W = S.lanes(Xb)
+    chk = S.splat(Xb, 0.0)
     i = 0
-    while i + 1 < T:
+    while i + 1 < T:  # two steps per pass over H
+        if nx >= 0:
+            _prefetch_row(Xf, Bf, Cf, nx + i * xs, nb + i * bs, p, n)
+            _prefetch_row(Xf, Bf, Cf, nx + (i + 1) * xs, nb + (i + 1) * bs, p, n)
         a0 = ab[i]
         a1 = ab[i + 1]
-        for q in range(p):
-            y0[q] = 0.0
-            y1[q] = 0.0
-        for k in range(n):
-            b0 = Bb[i, k]
-            b1 = Bb[i + 1, k]
-            c0 = Cb[i, k]
-            c1 = Cb[i + 1, k]
-            for q in range(p):
-                v0 = a0 * H[k, q] + b0 * Xb[i, q]  # H_t = a_t H_{t-1} + x_t B_tᵀ
-                v1 = a1 * v0 + b1 * Xb[i + 1, q]  # H_{t+1}
-                H[k, q] = v1
-                y0[q] += c0 * v0  # y_t = H_t C_t
-                y1[q] += c1 * v1
-        for q in range(p):
-            Yb[i, q] = y0[q]
-            Yb[i + 1, q] = y1[q]
-        i += 2
-    if i < T:  # odd number of steps: the last one alone
-        for q in range(p):
-            y0[q] = 0.0
-        for k in range(n):
-            b0 = Bb[i, k]
-            c0 = Cb[i, k]
-            for q in range(p):
-                v0 = ab[i] * H[k, q] + b0 * Xb[i, q]
-                H[k, q] = v0
-                y0[q] += c0 * v0
-        for q in range(p):
-            Yb[i, q] = y0[q]
-
-
-@njit(cache=True, fastmath=True)
-def _local_recurrence(X, log_a, B, C, bi, hi, start, end, H, Y):  # pragma: no cover - compiled
-    """Phase 1 for steps start..end-1 from H (zeroed by the caller).
-
-    The rows of one head lie heads·head_dim apart in X, B, C, Y (a power-of-two stride
-    maps them onto the same cache sets), so blocks of steps are first packed into
-    contiguous buffers."""
-    p = X.shape[3]
-    n = B.shape[3]
-    Xb = np.empty((_BLOCK, p), X.dtype)
-    Bb = np.empty((_BLOCK, n), X.dtype)
-    Cb = np.empty((_BLOCK, n), X.dtype)
-    Yb = np.empty((_BLOCK, p), X.dtype)
-    ab = np.empty(_BLOCK, X.dtype)
-    for t0 in range(start, end, _BLOCK):
-        T = min(_BLOCK, end - t0)
-        for i in range(T):
-            ab[i] = math.exp(log_a[bi, t0 + i, hi])
-            for q in range(p):
-                Xb[i, q] = X[bi, t0 + i, hi, q]
+        r0 = i * pp
+        r1 = r0 + pp
+        s0 = i * n
+        s1 = s0 + n
+        for j in range(0, pp, 2 * W):  # a tile of 2 vectors of head_dim x 2 steps
+            x00 = S.load(Xb, r0 + j)
+            x01 = S.load(Xb, r0 + j + W)
+            x10 = S.load(Xb, r1 + j)
+            x11 = S.load(Xb, r1 + j + W)
+            y00 = S.splat(Xb, 0.0)
+            y01 = y00
+            y10 = y00
+            y11 = y00
             for k in range(n):
-                Bb[i, k] = B[bi, t0 + i, hi, k]
-                Cb[i, k] = C[bi, t0 + i, hi, k]
-        _recurrence_block(Xb, ab, Bb, Cb, T, H, Yb)
-        for i in range(T):
-            for q in range(p):
-                Y[bi, t0 + i, hi, q] = Yb[i, q]
+                b0 = Bb[s0 + k]
+                b1 = Bb[s1 + k]
+                c0 = Cb[s0 + k]
+                c1 = Cb[s1 + k]
+                v00 = S.fma(a0, S.load(H, k * pp + j), S.mul(b0, x00))  # H_t = a_t H_{t-1} + x_t B_tᵀ
+                v01 = S.fma(a0, S.load(H, k * pp + j + W), S.mul(b0, x01))
+                v10 = S.fma(a1, v00, S.mul(b1, x10))  # H_{t+1}
+                v11 = S.fma(a1, v01, S.mul(b1, x11))
+                S.store(H, k * pp + j, v10)
+                S.store(H, k * pp + j + W, v11)
+                y00 = S.fma(c0, v00, y00)  # y_t = H_t C_t
+                y01 = S.fma(c0, v01, y01)
+                y10 = S.fma(c1, v10, y10)
+                y11 = S.fma(c1, v11, y11)
+            S.store(Yb, r0 + j, y00)
+            S.store(Yb, r0 + j + W, y01)
+            S.store(Yb, r1 + j, y10)
+            S.store(Yb, r1 + j + W, y11)
+            chk = S.add(chk, S.add(S.add(y00, y01), S.add(y10, y11)))
+        i += 2
+    if i < T:  # an odd number of steps: the last one alone
+        a0 = ab[i]
+        r0 = i * pp
+        s0 = i * n
+        for j in range(0, pp, 2 * W):
+            x00 = S.load(Xb, r0 + j)
+            x01 = S.load(Xb, r0 + j + W)
+            y00 = S.splat(Xb, 0.0)
+            y01 = y00
+            for k in range(n):
+                b0 = Bb[s0 + k]
+                c0 = Cb[s0 + k]
+                v00 = S.fma(a0, S.load(H, k * pp + j), S.mul(b0, x00))
+                v01 = S.fma(a0, S.load(H, k * pp + j + W), S.mul(b0, x01))
+                S.store(H, k * pp + j, v00)
+                S.store(H, k * pp + j + W, v01)
+                y00 = S.fma(c0, v00, y00)
+                y01 = S.fma(c0, v01, y01)
+            S.store(Yb, r0 + j, y00)
+            S.store(Yb, r0 + j + W, y01)
+            chk = S.add(chk, S.add(y00, y01))
+    return S.hsum(chk)
 
 
-@njit(parallel=True, cache=True, fastmath=True)
-def _ssd_kernel(X, log_a, B, C, Q, Y, states):  # pragma: no cover - compiled
+@njit(parallel=True, cache=True, fastmath=_FLAGS)
+def _ssd_kernel(X, log_a, B, C, Q, Y, states, groups, stream, sums):  # pragma: no cover - compiled
     b, L, h, p = X.shape
     n = B.shape[3]
     nc = (L + Q - 1) // Q
+    bh = b * h
+    Xf = X.ravel()
+    Bf = B.ravel()
+    Cf = C.ravel()
+    Yf = Y.ravel()
+    af = log_a.ravel()
+    W = S.lanes(Xf)
+    pp = -(-p // (2 * W)) * 2 * W  # head_dim padded to whole vector pairs
+    jobs = nc * bh  # job = (chunk, batch, head), chunk slowest
     # 1: local recurrences; S(c) -> states[bi, hi, c] (not needed for a single chunk)
-    for job in prange(b * h * nc):
-        bi = job // (h * nc)
-        hi = (job // nc) % h
-        c = job % nc
-        H = np.zeros((n, p), X.dtype)
-        _local_recurrence(X, log_a, B, C, bi, hi, c * Q, min(c * Q + Q, L), H, Y)
-        if nc > 1:
-            states[bi, hi, c] = H
+    for g in prange(groups):
+        j0 = g * jobs // groups
+        j1 = (g + 1) * jobs // groups
+        Hs = np.empty(_RUN * n * pp, X.dtype)  # one (n, pp) state per job of a run
+        Xb = np.zeros(_STEPS * pp, X.dtype)  # (steps, pp); the padding stays 0
+        Yb = np.empty(_STEPS * pp, X.dtype)
+        Bb = np.empty(_STEPS * n, X.dtype)
+        Cb = np.empty(_STEPS * n, X.dtype)
+        ab = np.empty(_STEPS, X.dtype)
+        total = 0.0
+        r0 = j0
+        while r0 < j1:
+            c = r0 // bh
+            r1 = min(j1, (c + 1) * bh, r0 + _RUN)  # a run: jobs r0..r1-1 share chunk c
+            Hs[: (r1 - r0) * n * pp] = 0.0
+            start = c * Q
+            end = min(start + Q, L)
+            for t0 in range(start, end, _STEPS):
+                T = min(_STEPS, end - t0)
+                for jb in range(r0, r1):
+                    bi = (jb % bh) // h
+                    hi = jb % h
+                    row = (bi * L + t0) * h + hi  # flat (bi, t0, hi)
+                    for i in range(T):
+                        ab[i] = math.exp(af[row + i * h])
+                    _copy_rows(Xf, row * p, h * p, Xb, 0, pp, T, p, False)
+                    _copy_rows(Bf, row * n, h * n, Bb, 0, n, T, n, False)
+                    _copy_rows(Cf, row * n, h * n, Cb, 0, n, T, n, False)
+                    # the block computed next: the run's next head, else its first head's next block
+                    nrow = -1
+                    if jb + 1 < r1:
+                        nrow = (((jb + 1) % bh) // h * L + t0) * h + (jb + 1) % h
+                    elif t0 + _STEPS + T <= end:
+                        nrow = (((r0 % bh) // h) * L + t0 + _STEPS) * h + r0 % h
+                    H = Hs[(jb - r0) * n * pp : (jb - r0 + 1) * n * pp]
+                    total += _steps(Xb, ab, Bb, Cb, T, n, pp, H, Yb, Xf, Bf, Cf,
+                                    nrow * p if nrow >= 0 else -1, nrow * n, h * p, h * n, p)
+                    _copy_rows(Yb, 0, pp, Yf, row * p, h * p, T, p, stream)
+            if nc > 1:
+                for jb in range(r0, r1):
+                    H = Hs[(jb - r0) * n * pp : (jb - r0 + 1) * n * pp]
+                    for k in range(n):
+                        for q in range(p):
+                            states[(jb % bh) // h, jb % h, c, k, q] = H[k * pp + q]
+            r0 = r1
+        S.fence()  # non-temporal stores visible before phase 3 and the return
+        sums[g] = total
     if nc == 1:
         return
     # 2: inter-chunk recurrence, in place: states[c] <- H_in(c)
-    for job in prange(b * h):
+    for job in prange(bh):
         bi = job // h
         hi = job % h
         run = np.zeros((n, p), X.dtype)
@@ -132,7 +235,7 @@ def _ssd_kernel(X, log_a, B, C, Q, Y, states):  # pragma: no cover - compiled
                     states[bi, hi, c, k, q] = run[k, q]
                     run[k, q] = decay * run[k, q] + s
     # 3: state -> output for chunks >= 1
-    for job in prange(b * h * (nc - 1)):
+    for job in prange(bh * (nc - 1)):
         bi = job // (h * (nc - 1))
         hi = (job // (nc - 1)) % h
         c = job % (nc - 1) + 1
@@ -151,15 +254,31 @@ def _ssd_kernel(X, log_a, B, C, Q, Y, states):  # pragma: no cover - compiled
                 Y[bi, t, hi, q] = y[q]
 
 
+def _aligned_empty(shape, dtype):
+    """An uninitialised C-contiguous array whose data starts on a 64-byte boundary."""
+    itemsize = np.dtype(dtype).itemsize
+    size = int(np.prod(shape))
+    buf = np.empty(size + 64 // itemsize, dtype)
+    off = (-buf.ctypes.data % 64) // itemsize
+    return buf[off : off + size].reshape(shape)
+
+
 def ssd_numba(X, log_a, B, C, *, chunk_size: int = 64):
-    """Chunked SSD with recurrent diagonal blocks; returns Y (b, L, h, p) in the dtype of ``X``."""
+    """Chunked SSD with recurrent diagonal blocks.
+
+    Returns (Y, finite): Y (b, L, h, p) in the dtype of ``X``; ``finite`` is False when the
+    sum of the diagonal-block outputs is not finite, which every NaN or inf in X, B or C
+    causes (IEEE propagation); the caller then checks the inputs themselves."""
     dt = X.dtype
     b, L, h, p = X.shape
     n = B.shape[3]
     Q = min(int(chunk_size), L)
     nc = -(-L // Q)
     arrs = [np.ascontiguousarray(v, dtype=dt) for v in (X, log_a, B, C)]
-    Y = np.empty(X.shape, dt)
+    Y = _aligned_empty(X.shape, dt)
     states = np.empty((b, h, nc, n, p) if nc > 1 else (0, 0, 0, n, p), dt)  # (b, h, nc, n, p)
-    _ssd_kernel(*arrs, Q, Y, states)
-    return Y
+    groups = max(1, min(numba.get_num_threads(), nc * b * h))
+    stream = (p * dt.itemsize) % 64 == 0  # then every row of Y starts on a 64-byte boundary
+    sums = np.zeros(groups)
+    _ssd_kernel(*arrs, Q, Y, states, groups, stream, sums)
+    return Y, bool(np.isfinite(sums.sum()))
