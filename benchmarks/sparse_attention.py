@@ -21,8 +21,9 @@ fold-and-merge blocks hold (band: n·(l + chunk), columns: l·Rp², Rp = R − 2
 Scaling: wall time of ``fold_merge`` with l = ⌈√n⌉ and of ``sdpa_dense`` over
 n ∈ [2^11, 2^15], fitted log-log slopes (predicted 1.5 and 2).
 
-Timings are interleaved (one call of each per round, ``--repeat`` rounds, medians), so
-load from other processes falls on all of them alike; only ratios are results.
+Timings are interleaved (one timed call of each per round, after one untimed settling
+call of the same path; ``--repeat`` rounds, medians), so load from other processes falls
+on all of them alike; only ratios are results.
 Targets: sdpa_dense / fold_merge >= 10 at n = 16384, l = 128; fold_merge slope <= 1.6.
 """
 
@@ -32,7 +33,7 @@ import math
 
 import numpy as np
 
-from theorylab.benchmarking import bench_parser, emit, timeit
+from theorylab.benchmarking import bench_parser, emit, interleaved
 
 FULL = dict(length=16384, stride=128, head_dim=64, scaling=(2**11, 2**12, 2**13, 2**14, 2**15))
 SMOKE = dict(length=512, stride=16, head_dim=16, scaling=(2**7, 2**8, 2**9))
@@ -41,12 +42,8 @@ TARGET_SLOPE = 1.6
 
 
 def _interleaved(fns: dict, repeat: int) -> dict:
-    """Median seconds per function, one call of each per round."""
-    times = {k: [] for k in fns}
-    for _ in range(repeat):
-        for k, fn in fns.items():
-            times[k].append(timeit(fn, repeat=1, warmup=0))
-    return {k: float(np.median(v)) for k, v in times.items()}
+    """Median seconds per function (:func:`theorylab.benchmarking.interleaved`)."""
+    return {k: float(np.median(v)) for k, v in interleaved(fns, repeat).items()}
 
 
 def rows_ref(q, k, v, pattern, rows) -> np.ndarray:

@@ -19,8 +19,9 @@ Measured, float32, same inputs:
   preallocated output -- the exponentials the scan needs, with nothing else; any scan
   that evaluates its decays with torch pays at least this.
 
-Timings are interleaved (one call of each per round, ``--repeat`` rounds), so load from
-other processes falls on all of them alike.  Ratios of medians are the results (the
+Timings are interleaved (one timed call of each per round, after one untimed settling
+call of the same path; ``--repeat`` rounds), so load from other processes falls on all
+of them alike.  Ratios of medians are the results (the
 target is judged on them); ratios of the fastest runs are printed beside them.
 Target: torch_loop / numba >= 30.
 """
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from theorylab.benchmarking import bench_parser, emit, timeit
+from theorylab.benchmarking import bench_parser, emit, interleaved
 
 FULL = dict(batch=1, length=4096, channels=256, state=16)
 SMOKE = dict(batch=1, length=64, channels=16, state=4)
@@ -49,15 +50,6 @@ def torch_loop_scan(u, delta, A, B, C, D):
         ys.append(torch.einsum("bdn,bn->bd", x, C[:, :, i]))  # (b, d)
     y = torch.stack(ys, dim=2)  # (b, d, l)
     return y + u * D[:, None]
-
-
-def _interleaved(fns: dict, repeat: int) -> dict:
-    """Seconds of every call per function, one call of each per round."""
-    times = {k: [] for k in fns}
-    for _ in range(repeat):
-        for k, fn in fns.items():
-            times[k].append(timeit(fn, repeat=1, warmup=0))
-    return times
 
 
 def main(argv=None) -> dict:
@@ -105,7 +97,7 @@ def main(argv=None) -> dict:
         "torch_chunked": compare(outs["torch_chunked"], ref, dtype=np.float32).rel_error,
     }
 
-    runs = _interleaved(fns, max(1, args.repeat))
+    runs = interleaved(fns, max(1, args.repeat))
     t = {k: float(np.median(v)) for k, v in runs.items()}
     best = {k: float(np.min(v)) for k, v in runs.items()}
     results = {

@@ -22,9 +22,11 @@ Measured, float32, same inputs, each through its public entry point:
   chunk 64 (2·L·Q·(N+P) + 4·L·N·P per head); its rate is the machine's large-GEMM rate,
   reported as ``gemm_gflops`` with each path's rate at that FLOP count.
 
-Timings are interleaved (one call of each per round, ``--repeat`` rounds, medians; the
-ratios of the least times are printed as well), so load from other processes falls on
-all of them alike; only ratios are results.
+Timings are interleaved (one timed call of each per round, after one untimed settling
+call of the same path so that the previous path's spinning thread pool does not take the
+cores from this one; ``--repeat`` rounds, medians; the ratios of the least times are
+printed as well), so load from other processes falls on all of them alike; only ratios
+are results.
 Targets: listing1 / fastest >= 2, torch_loop / fastest >= 25.
 """
 
@@ -32,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from theorylab.benchmarking import bench_parser, emit, timeit
+from theorylab.benchmarking import bench_parser, emit, interleaved
 
 FULL = dict(batch=1, length=4096, heads=16, head_dim=64, state=64)
 SMOKE = dict(batch=1, length=256, heads=2, head_dim=8, state=8)
@@ -91,11 +93,8 @@ def torch_loop_ssd(X, log_a, B, C):
 
 
 def _interleaved(fns: dict, repeat: int) -> tuple[dict, dict]:
-    """Median and least seconds per function, one call of each per round."""
-    times = {k: [] for k in fns}
-    for _ in range(repeat):
-        for k, fn in fns.items():
-            times[k].append(timeit(fn, repeat=1, warmup=0))
+    """Median and least seconds per function (:func:`theorylab.benchmarking.interleaved`)."""
+    times = interleaved(fns, repeat)
     return {k: float(np.median(v)) for k, v in times.items()}, {k: float(np.min(v)) for k, v in times.items()}
 
 

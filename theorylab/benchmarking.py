@@ -16,7 +16,7 @@ import platform
 import statistics
 import time
 
-__all__ = ["timeit", "bench_parser", "emit", "machine"]
+__all__ = ["timeit", "interleaved", "bench_parser", "emit", "machine"]
 
 
 def timeit(fn, *, repeat: int = 5, warmup: int = 1, min_seconds: float = 0.0, clock=time.perf_counter,
@@ -41,6 +41,22 @@ def timeit(fn, *, repeat: int = 5, warmup: int = 1, min_seconds: float = 0.0, cl
                 break
         times.append(dt / calls)
     return reduce(times)
+
+
+def interleaved(fns: dict, repeat: int, *, settle: int = 1) -> dict:
+    """Seconds of every timed call per function (name -> list), one timed call of each per round.
+
+    Rounds interleave the paths, so load from other processes falls on all of them alike.
+    Before its timed call each path runs ``settle`` untimed calls: what the previous path
+    left behind (its thread pool still spinning, which takes the cores from the next
+    path's threads; caches full of its data) then no longer counts against this one --
+    each path is timed in the steady state of a user who calls it repeatedly.
+    """
+    times = {k: [] for k in fns}
+    for _ in range(repeat):
+        for k, fn in fns.items():
+            times[k].append(timeit(fn, repeat=1, warmup=settle))
+    return times
 
 
 def bench_parser(description: str) -> argparse.ArgumentParser:
