@@ -9,9 +9,10 @@ in a register.  On CPUs without 512-bit registers LLVM splits every operation in
 speed differs.
 
 Every array argument is a 1-d C-contiguous float32/float64 array (``a.ravel()`` of a
-contiguous array is a view) and ``i`` is a flat element index.  **There are no bounds
-checks**: a caller guarantees ``0 <= i`` and ``i + lanes(a) <= a.size`` for vector
-accesses.  Arithmetic carries no fast-math flags, so a NaN or an infinity propagates
+contiguous array is a view) and ``i`` is a flat element index.  A caller guarantees
+``0 <= i`` and ``i + lanes(a) <= a.size`` for vector accesses: they are checked only when
+numba's bounds checking is on (``NUMBA_BOUNDSCHECK=1``; the test suite runs the SSD
+kernel that way once).  Arithmetic carries no fast-math flags, so a NaN or an infinity propagates
 exactly as IEEE 754 says (callers rely on that to detect bad inputs from the output).
 
 =====================  =====================================================
@@ -64,10 +65,17 @@ def _is_flat(a) -> bool:
     return isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and a.dtype in (types.float32, types.float64)
 
 
-def _address(context, builder, arrty, arr, index, vty):
-    """Pointer to arr[index], typed as a pointer to the vector type ``vty``."""
-    data = context.make_array(arrty)(context, builder, arr).data
-    return builder.bitcast(builder.gep(data, [index]), vty.as_pointer())
+def _address(context, builder, sig, args, vty, width=0):
+    """Pointer to a[i] for (a, i) = args[:2], typed as a pointer to the vector type ``vty``.
+
+    With numba's bounds checking on (``NUMBA_BOUNDSCHECK=1`` or ``boundscheck=True``) an
+    access of ``width`` elements is checked to lie inside the array: IndexError if not."""
+    ary = context.make_array(sig.args[0])(context, builder, args[0])
+    index = context.cast(builder, args[1], sig.args[1], types.intp)
+    if width and context.enable_boundscheck:
+        cgutils.do_boundscheck(context, builder, index, ary.nitems)
+        cgutils.do_boundscheck(context, builder, builder.add(index, ir.Constant(index.type, width - 1)), ary.nitems)
+    return builder.bitcast(builder.gep(ary.data, [index]), vty.as_pointer())
 
 
 def _vector(context, builder, value, fromty, vecty):
@@ -107,7 +115,8 @@ def load(typingctx, a, i):
 
     def codegen(context, builder, sig, args):
         lty = context.get_value_type(sig.return_type)
-        return builder.load(_address(context, builder, sig.args[0], args[0], args[1], lty), align=a.dtype.bitwidth // 8)
+        ptr = _address(context, builder, sig, args, lty, lty.count)
+        return builder.load(ptr, align=a.dtype.bitwidth // 8)
 
     return Vec(a.dtype)(a, i), codegen
 
@@ -118,7 +127,7 @@ def _store(a, i, v, non_temporal: bool):
 
     def codegen(context, builder, sig, args):
         lty = context.get_value_type(sig.args[2])
-        ptr = _address(context, builder, sig.args[0], args[0], args[1], lty)
+        ptr = _address(context, builder, sig, args, lty, lty.count)
         st = builder.store(args[2], ptr, align=VECTOR_BYTES if non_temporal else a.dtype.bitwidth // 8)
         if non_temporal:
             st.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(_I32, 1)]))
@@ -206,7 +215,7 @@ def prefetch(typingctx, a, i):
 
     def codegen(context, builder, sig, args):
         i8p = ir.IntType(8).as_pointer()
-        ptr = _address(context, builder, sig.args[0], args[0], args[1], ir.IntType(8))
+        ptr = _address(context, builder, sig, args, ir.IntType(8))
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, _I32, _I32, _I32]), "llvm.prefetch.p0")
         builder.call(fn, [ptr, ir.Constant(_I32, 0), ir.Constant(_I32, 3), ir.Constant(_I32, 1)])  # read, keep in L1, data
         return context.get_dummy_value()

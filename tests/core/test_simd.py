@@ -138,7 +138,8 @@ def test_ssd_step_kernel_uses_512_bit_registers(dtype):
     W = 64 // np.dtype(dtype).itemsize
     n, pp, T = 3, 2 * W, 3
     z = lambda k: np.zeros(k, dtype)  # noqa: E731
-    kernel(z(T * pp), z(T), z(T * n), z(T * n), T, n, pp, z(n * pp), z(T * pp), z(1), z(1), z(1), -1, -1, 1, 1, 1)
+    R = T + 1  # odd T: the kernel also runs row T, an identity step the caller provides
+    kernel(z(R * pp), z(R), z(R * n), z(R * n), T, n, pp, z(n * pp), z(R * pp), z(1), z(1), z(1), -1, -1, 1, 1, 1)
     asm = kernel.inspect_asm(kernel.signatures[0])
     suffix = "ps" if dtype == np.float32 else "pd"
     assert len(re.findall(rf"vfmadd\w*{suffix}\s+[^\n]*%zmm", asm)) >= 8

@@ -75,3 +75,46 @@ def test_overflow_from_finite_inputs_is_not_blamed_on_them():
     p["B"] = np.full_like(p["B"], 10.0)
     out = ssd(**p, backend="numba")
     assert not np.isfinite(out).all()
+
+
+_BOUNDS_SCRIPT = """
+import numpy as np
+from numba import njit
+from theorylab import _simd as S
+from theorylab.ssm._ssd_numba import ssd_numba
+from theorylab.ssm.duality import make_inputs, ssd_ref
+
+@njit
+def one_past(a):
+    return S.hsum(S.load(a, a.size - S.lanes(a) + 1))
+
+try:
+    one_past(np.zeros(32, np.float32))
+    raise SystemExit("an out-of-bounds vector load was not caught")
+except IndexError:
+    pass
+cases = [(dict(batch=2, length=37, heads=17, head_dim=5, state=3), 7),
+         (dict(batch=1, length=33, heads=3, head_dim=16, state=17), 16),
+         (dict(batch=1, length=17, heads=2, head_dim=33, state=2), 1000),
+         (dict(batch=1, length=1, heads=1, head_dim=1, state=1), 1)]
+for sizes, Q in cases:
+    for dt in (np.float32, np.float64):
+        p = make_inputs(np.random.default_rng(0), **sizes, dtype=dt)
+        args = [p[k] for k in ("X", "log_a", "B", "C")]
+        out, finite = ssd_numba(*args, chunk_size=Q)
+        ref = ssd_ref(*(a.astype(np.float64) for a in args))
+        assert finite and np.allclose(out, ref, rtol=1e-4, atol=1e-5), (sizes, Q, dt)
+print("in bounds")
+"""
+
+
+def test_kernel_stays_in_bounds(tmp_path):
+    """Every vector and scalar access of the SSD kernel, checked: the kernel compiled afresh
+    with numba's bounds checking on (which also covers theorylab._simd's vector accesses)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-c", _BOUNDS_SCRIPT], env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0 and "in bounds" in run.stdout, run.stdout + run.stderr

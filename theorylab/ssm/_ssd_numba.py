@@ -86,15 +86,17 @@ def _steps(Xb, ab, Bb, Cb, T, n, pp, H, Yb, Xf, Bf, Cf, nx, nb, xs, bs, p):  # p
     """T steps of H_t = a_t H_{t-1} + x_t B_tᵀ, y_t = H_t C_t on packed rows; returns Σ y.
 
     Xb, Yb: rows of pp values (head_dim p padded with zeros to whole vector pairs); Bb, Cb:
-    rows of n; ab: decays; H: (n, pp) flat, updated in place.  nx >= 0: flat offsets nx, nb
-    of the next block's first X and B/C rows (row strides xs, bs), prefetched meanwhile."""
+    rows of n; ab: decays; H: (n, pp) flat, updated in place.  For odd T the caller makes
+    row T an identity step (a = 1, x = B = C = 0), so steps always go in pairs.  nx >= 0:
+    flat offsets nx, nb of the next block's first X and B/C rows (row strides xs, bs),
+    prefetched meanwhile."""
     W = S.lanes(Xb)
     chk = S.splat(Xb, 0.0)
-    i = 0
-    while i + 1 < T:  # two steps per pass over H
+    for i in range(0, T, 2):  # two steps per pass over H
         if nx >= 0:
             _prefetch_row(Xf, Bf, Cf, nx + i * xs, nb + i * bs, p, n)
-            _prefetch_row(Xf, Bf, Cf, nx + (i + 1) * xs, nb + (i + 1) * bs, p, n)
+            if i + 1 < T:
+                _prefetch_row(Xf, Bf, Cf, nx + (i + 1) * xs, nb + (i + 1) * bs, p, n)
         a0 = ab[i]
         a1 = ab[i + 1]
         r0 = i * pp
@@ -130,33 +132,44 @@ def _steps(Xb, ab, Bb, Cb, T, n, pp, H, Yb, Xf, Bf, Cf, nx, nb, xs, bs, p):  # p
             S.store(Yb, r1 + j, y10)
             S.store(Yb, r1 + j + W, y11)
             chk = S.add(chk, S.add(S.add(y00, y01), S.add(y10, y11)))
-        i += 2
-    if i < T:  # an odd number of steps: the last one alone
-        a0 = ab[i]
-        r0 = i * pp
-        s0 = i * n
-        for j in range(0, pp, 2 * W):
-            x00 = S.load(Xb, r0 + j)
-            x01 = S.load(Xb, r0 + j + W)
-            y00 = S.splat(Xb, 0.0)
-            y01 = y00
-            for k in range(n):
-                b0 = Bb[s0 + k]
-                c0 = Cb[s0 + k]
-                v00 = S.fma(a0, S.load(H, k * pp + j), S.mul(b0, x00))
-                v01 = S.fma(a0, S.load(H, k * pp + j + W), S.mul(b0, x01))
-                S.store(H, k * pp + j, v00)
-                S.store(H, k * pp + j + W, v01)
-                y00 = S.fma(c0, v00, y00)
-                y01 = S.fma(c0, v01, y01)
-            S.store(Yb, r0 + j, y00)
-            S.store(Yb, r0 + j + W, y01)
-            chk = S.add(chk, S.add(y00, y01))
     return S.hsum(chk)
 
 
+@njit(cache=True, fastmath=_FLAGS)
+def _state_output(Cb, T, n, pp, Hin, Yb):  # pragma: no cover - compiled
+    """y_t += H_in C'_t for t < T (in pairs; row T is scratch when T is odd): Yb rows of pp,
+    Cb rows of n already scaled by exp(Σ_{k=start..t} log_a_k), Hin (n, pp) flat."""
+    W = S.lanes(Yb)
+    for i in range(0, T, 2):
+        r0 = i * pp
+        r1 = r0 + pp
+        s0 = i * n
+        s1 = s0 + n
+        for j in range(0, pp, 2 * W):
+            y00 = S.load(Yb, r0 + j)
+            y01 = S.load(Yb, r0 + j + W)
+            y10 = S.load(Yb, r1 + j)
+            y11 = S.load(Yb, r1 + j + W)
+            for k in range(n):
+                h0 = S.load(Hin, k * pp + j)
+                h1 = S.load(Hin, k * pp + j + W)
+                y00 = S.fma(Cb[s0 + k], h0, y00)
+                y01 = S.fma(Cb[s0 + k], h1, y01)
+                y10 = S.fma(Cb[s1 + k], h0, y10)
+                y11 = S.fma(Cb[s1 + k], h1, y11)
+            S.store(Yb, r0 + j, y00)
+            S.store(Yb, r0 + j + W, y01)
+            S.store(Yb, r1 + j, y10)
+            S.store(Yb, r1 + j + W, y11)
+
+
 @njit(parallel=True, cache=True, fastmath=_FLAGS)
-def _ssd_kernel(X, log_a, B, C, Q, Y, states, groups, stream, sums):  # pragma: no cover - compiled
+def _sweep(X, log_a, B, C, Q, Y, states, groups, stream, sums, output):  # pragma: no cover - compiled
+    """Phase 1 over every (chunk, batch, head) job (``output`` False), or phase 3 over the
+    jobs of chunks >= 1 (``output`` True).  Thread g owns jobs j0..j1-1 (chunk slowest) and
+    walks runs of <= _RUN jobs of one chunk block by block.  states: (b, h, nc, n, pp) flat,
+    the chunk states S(c) (phase 1 writes them) or H_in(c) (phase 3 reads them); with one
+    chunk, phase 1 keeps its states in a scratch buffer instead."""
     b, L, h, p = X.shape
     n = B.shape[3]
     nc = (L + Q - 1) // Q
@@ -168,90 +181,101 @@ def _ssd_kernel(X, log_a, B, C, Q, Y, states, groups, stream, sums):  # pragma: 
     af = log_a.ravel()
     W = S.lanes(Xf)
     pp = -(-p // (2 * W)) * 2 * W  # head_dim padded to whole vector pairs
-    jobs = nc * bh  # job = (chunk, batch, head), chunk slowest
-    # 1: local recurrences; S(c) -> states[bi, hi, c] (not needed for a single chunk)
+    first = bh if output else 0  # phase 3 starts at chunk 1
+    jobs = nc * bh - first
     for g in prange(groups):
-        j0 = g * jobs // groups
-        j1 = (g + 1) * jobs // groups
-        Hs = np.empty(_RUN * n * pp, X.dtype)  # one (n, pp) state per job of a run
-        Xb = np.zeros(_STEPS * pp, X.dtype)  # (steps, pp); the padding stays 0
-        Yb = np.empty(_STEPS * pp, X.dtype)
-        Bb = np.empty(_STEPS * n, X.dtype)
-        Cb = np.empty(_STEPS * n, X.dtype)
-        ab = np.empty(_STEPS, X.dtype)
+        j0 = first + g * jobs // groups
+        j1 = first + (g + 1) * jobs // groups
+        Hs = np.zeros(_RUN * n * pp if nc == 1 else 0, X.dtype)
+        Xb = np.zeros((_STEPS + 1) * pp, X.dtype)  # (steps + 1, pp): the padding stays 0
+        Yb = np.zeros((_STEPS + 1) * pp, X.dtype)
+        Bb = np.zeros((_STEPS + 1) * n, X.dtype)
+        Cb = np.zeros((_STEPS + 1) * n, X.dtype)
+        ab = np.ones(_STEPS + 1, X.dtype)
+        cs = np.zeros(_RUN)  # phase 3: Σ log_a from the chunk start, per job of the run
         total = 0.0
         r0 = j0
         while r0 < j1:
             c = r0 // bh
             r1 = min(j1, (c + 1) * bh, r0 + _RUN)  # a run: jobs r0..r1-1 share chunk c
-            Hs[: (r1 - r0) * n * pp] = 0.0
+            if nc == 1:
+                Hs[: (r1 - r0) * n * pp] = 0.0
+            elif not output:  # every local recurrence starts from H = 0
+                for jb in range(r0, r1):
+                    o = ((jb % bh) * nc + c) * n * pp
+                    states[o : o + n * pp] = 0.0
             start = c * Q
             end = min(start + Q, L)
+            cs[:] = 0.0
             for t0 in range(start, end, _STEPS):
                 T = min(_STEPS, end - t0)
                 for jb in range(r0, r1):
                     bi = (jb % bh) // h
                     hi = jb % h
                     row = (bi * L + t0) * h + hi  # flat (bi, t0, hi)
-                    for i in range(T):
-                        ab[i] = math.exp(af[row + i * h])
-                    _copy_rows(Xf, row * p, h * p, Xb, 0, pp, T, p, False)
-                    _copy_rows(Bf, row * n, h * n, Bb, 0, n, T, n, False)
-                    _copy_rows(Cf, row * n, h * n, Cb, 0, n, T, n, False)
-                    # the block computed next: the run's next head, else its first head's next block
-                    nrow = -1
-                    if jb + 1 < r1:
-                        nrow = (((jb + 1) % bh) // h * L + t0) * h + (jb + 1) % h
-                    elif t0 + _STEPS + T <= end:
-                        nrow = (((r0 % bh) // h) * L + t0 + _STEPS) * h + r0 % h
-                    H = Hs[(jb - r0) * n * pp : (jb - r0 + 1) * n * pp]
-                    total += _steps(Xb, ab, Bb, Cb, T, n, pp, H, Yb, Xf, Bf, Cf,
-                                    nrow * p if nrow >= 0 else -1, nrow * n, h * p, h * n, p)
+                    if nc == 1:
+                        H = Hs[(jb - r0) * n * pp : (jb - r0 + 1) * n * pp]
+                    else:
+                        o = ((jb % bh) * nc + c) * n * pp
+                        H = states[o : o + n * pp]
+                    if output:  # y_t += exp(Σ_{k=start..t} log_a_k) H_in(c) C_t
+                        _copy_rows(Cf, row * n, h * n, Cb, 0, n, T, n, False)
+                        acc = cs[jb - r0]
+                        for i in range(T):
+                            acc += af[row + i * h]
+                            e = math.exp(acc)
+                            for k in range(n):
+                                Cb[i * n + k] *= e
+                        cs[jb - r0] = acc
+                        _copy_rows(Yf, row * p, h * p, Yb, 0, pp, T, p, False)
+                        _state_output(Cb, T, n, pp, H, Yb)
+                    else:  # H_t = a_t H_{t-1} + x_t B_tᵀ, y_t = H_t C_t from H = 0 at the chunk start
+                        for i in range(T):
+                            ab[i] = math.exp(af[row + i * h])
+                        if T % 2 == 1:  # row T: an identity step
+                            ab[T] = 1.0
+                            Bb[T * n : (T + 1) * n] = 0.0
+                            Cb[T * n : (T + 1) * n] = 0.0
+                            Xb[T * pp : (T + 1) * pp] = 0.0
+                        _copy_rows(Xf, row * p, h * p, Xb, 0, pp, T, p, False)
+                        _copy_rows(Bf, row * n, h * n, Bb, 0, n, T, n, False)
+                        _copy_rows(Cf, row * n, h * n, Cb, 0, n, T, n, False)
+                        # the block computed next: the run's next job, else its first job's next block
+                        nrow = -1
+                        if jb + 1 < r1:
+                            nrow = (((jb + 1) % bh) // h * L + t0) * h + (jb + 1) % h
+                        elif t0 + _STEPS + T <= end:
+                            nrow = (((r0 % bh) // h) * L + t0 + _STEPS) * h + r0 % h
+                        total += _steps(Xb, ab, Bb, Cb, T, n, pp, H, Yb, Xf, Bf, Cf,
+                                        nrow * p if nrow >= 0 else -1, nrow * n, h * p, h * n, p)
                     _copy_rows(Yb, 0, pp, Yf, row * p, h * p, T, p, stream)
-            if nc > 1:
-                for jb in range(r0, r1):
-                    H = Hs[(jb - r0) * n * pp : (jb - r0 + 1) * n * pp]
-                    for k in range(n):
-                        for q in range(p):
-                            states[(jb % bh) // h, jb % h, c, k, q] = H[k * pp + q]
             r0 = r1
-        S.fence()  # non-temporal stores visible before phase 3 and the return
+        S.fence()  # non-temporal stores visible before the next phase and the return
         sums[g] = total
-    if nc == 1:
-        return
-    # 2: inter-chunk recurrence, in place: states[c] <- H_in(c)
-    for job in prange(bh):
+
+
+@njit(parallel=True, cache=True, fastmath=_FLAGS)
+def _carry_states(log_a, Q, states, n, pp):  # pragma: no cover - compiled
+    """Phase 2, in place: states[c] <- H_in(c), H_in(c+1) = exp(Σ_{k in c} log_a_k) H_in(c) + S(c)."""
+    b, L, h = log_a.shape
+    nc = (L + Q - 1) // Q
+    m = n * pp  # a multiple of the vector length
+    for job in prange(b * h):
         bi = job // h
         hi = job % h
-        run = np.zeros((n, p), X.dtype)
+        run = np.zeros(m, states.dtype)
+        W = S.lanes(run)
         for c in range(nc):
             tot = 0.0
             for t in range(c * Q, min(c * Q + Q, L)):
                 tot += log_a[bi, t, hi]
             decay = math.exp(tot)
-            for k in range(n):
-                for q in range(p):
-                    s = states[bi, hi, c, k, q]
-                    states[bi, hi, c, k, q] = run[k, q]
-                    run[k, q] = decay * run[k, q] + s
-    # 3: state -> output for chunks >= 1
-    for job in prange(bh * (nc - 1)):
-        bi = job // (h * (nc - 1))
-        hi = (job // (nc - 1)) % h
-        c = job % (nc - 1) + 1
-        y = np.empty(p, X.dtype)
-        cs = 0.0
-        for t in range(c * Q, min(c * Q + Q, L)):
-            cs += log_a[bi, t, hi]
-            e = math.exp(cs)  # exp(Σ_{k=start..t} log_a_k)
-            for q in range(p):
-                y[q] = Y[bi, t, hi, q]
-            for k in range(n):
-                ck = e * C[bi, t, hi, k]
-                for q in range(p):
-                    y[q] += ck * states[bi, hi, c, k, q]
-            for q in range(p):
-                Y[bi, t, hi, q] = y[q]
+            o = (job * nc + c) * m
+            for q in range(0, m, W):
+                s = S.load(states, o + q)
+                r = S.load(run, q)
+                S.store(states, o + q, r)
+                S.store(run, q, S.fma(decay, r, s))
 
 
 def _aligned_empty(shape, dtype):
@@ -275,10 +299,16 @@ def ssd_numba(X, log_a, B, C, *, chunk_size: int = 64):
     Q = min(int(chunk_size), L)
     nc = -(-L // Q)
     arrs = [np.ascontiguousarray(v, dtype=dt) for v in (X, log_a, B, C)]
+    W = 64 // dt.itemsize
+    pp = -(-p // (2 * W)) * 2 * W  # head_dim padded to whole vector pairs
     Y = _aligned_empty(X.shape, dt)
-    states = np.empty((b, h, nc, n, p) if nc > 1 else (0, 0, 0, n, p), dt)  # (b, h, nc, n, p)
-    groups = max(1, min(numba.get_num_threads(), nc * b * h))
+    states = np.empty(b * h * nc * n * pp if nc > 1 else 0, dt)  # (b, h, nc, n, pp) flat
+    threads = numba.get_num_threads()
     stream = (p * dt.itemsize) % 64 == 0  # then every row of Y starts on a 64-byte boundary
-    sums = np.zeros(groups)
-    _ssd_kernel(*arrs, Q, Y, states, groups, stream, sums)
+    sums = np.zeros(max(1, min(threads, nc * b * h)))
+    _sweep(*arrs, Q, Y, states, sums.size, stream, sums, False)  # 1: local recurrences
+    if nc > 1:
+        _carry_states(arrs[1], Q, states, n, pp)  # 2: states entering each chunk
+        groups = max(1, min(threads, (nc - 1) * b * h))
+        _sweep(*arrs, Q, Y, states, groups, stream, np.zeros(groups), True)  # 3: state -> output
     return Y, bool(np.isfinite(sums.sum()))
