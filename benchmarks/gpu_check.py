@@ -4,6 +4,12 @@ Prints one JSON line per measurement.  Run on a CUDA machine::
 
     python benchmarks/gpu_check.py                 # device cuda, large sizes
     python benchmarks/gpu_check.py --device cpu --smoke   # how CI and laptops test this script
+    python benchmarks/gpu_check.py --only ssd      # one section
+
+Sections: ``selective_scan``; ``ssd`` (chunk sizes 1/7/64 vs the float64 reference, the
+float32 stability case at 65,536, times at 4k/16k/64k of the torch chunked path, the same
+under ``torch.compile``, and Listing 1, against the Triton anchor); ``sparse`` (bf16
+fold-and-merge vs dense causal SDPA at n = 16k/64k).
 
 Every section is independent: a failure in one prints ``{"section": ..., "error": ...}`` and
 the script goes on, so one run yields every number it can.
@@ -73,7 +79,101 @@ def selective_scan_section(device, smoke):
         emit(section="selective_scan", check="time", length=L, channels=t[0].shape[2], device=str(device), seconds=sec)
 
 
-SECTIONS = {"selective_scan": selective_scan_section}
+def _timings(section, fns: dict, device, **info):
+    """Time each path; a path that fails (say torch.compile without a compiler) is reported, not fatal."""
+    out = {}
+    for name, fn in fns.items():
+        try:
+            out[name] = _time(fn, device)
+            emit(section=section, check="time", path=name, device=str(device), seconds=out[name], **info)
+        except Exception as e:  # noqa: BLE001 - report and go on
+            emit(section=section, check="time", path=name, device=str(device), error=repr(e)[:500], **info)
+    return out
+
+
+SSD_TRITON_ANCHOR_S = 1.16e-3  # chunk_simple_gla, fp32, 1 x 65,536 x 16 x 64 x 64 on an H200 (issue anchor)
+
+
+def ssd_section(device, smoke):
+    """theorylab.ssm.ssd (torch) on the device: chunk sizes 1/7/64 vs the float64 reference, the
+    float32 stability case, then times at 4k/16k/64k against Listing 1 and the Triton anchor."""
+    import torch
+
+    from ssm_ssd import listing1_ssd  # benchmarks/ssm_ssd.py: the paper's Listing 1 in einsums
+    from theorylab.ssm import ssd
+    from theorylab.ssm._ssd_torch import ssd_chunked_torch
+    from theorylab.ssm.duality import make_inputs, ssd_ref
+    from theorylab.tolerances import compare
+
+    names = ("X", "log_a", "B", "C")
+    rng = np.random.default_rng(0)
+    p = make_inputs(rng, batch=2, length=33 if smoke else 130, heads=3, head_dim=5, state=7)
+    for dt in (torch.float64, torch.float32):
+        low = [torch.tensor(p[k], dtype=dt, device=device) for k in names]
+        ref = ssd_ref(*[v.double().cpu().numpy() for v in low])
+        for Q in (1, 7, 64):
+            c = compare(ssd(*low, chunk_size=Q, backend="torch"), ref, dtype=str(dt).replace("torch.", ""))
+            emit(section="ssd", check=f"torch chunk {Q} vs float64 ref", dtype=str(dt), device=str(device),
+                 rel_error=c.rel_error, rtol=c.rtol, ok=c.ok)
+    L = 4096 if smoke else 65536  # the stability case: float32, log_a anywhere in [-30, 0]
+    q = make_inputs(rng, batch=1, length=L, heads=2, head_dim=4, state=4, log_a_range=(-30.0, 0.0), dtype=np.float32)
+    ref = ssd_ref(*[q[k].astype(np.float64) for k in names])
+    out = ssd(*[torch.from_numpy(q[k]).to(device) for k in names], backend="torch")
+    c = compare(out, ref, dtype="float32")
+    emit(section="ssd", check="float32 stability, log_a in [-30, 0]", length=L, device=str(device),
+         rel_error=c.rel_error, finite=bool(torch.isfinite(out).all()), ok=bool(c.rel_error <= 1e-3))
+    compiled = torch.compile(ssd_chunked_torch, dynamic=False)
+    lengths = (256, 512) if smoke else (4096, 16384, 65536)
+    for L in lengths:
+        sizes = dict(batch=1, length=L, heads=2, head_dim=8, state=8) if smoke else \
+            dict(batch=1, length=L, heads=16, head_dim=64, state=64)
+        q = make_inputs(rng, **sizes, dtype=np.float32)
+        t = [torch.from_numpy(q[k]).to(device) for k in names]
+        fns = {"torch_chunked": lambda: ssd(*t, chunk_size=64, backend="torch"),
+               "listing1": lambda: listing1_ssd(*t, 64)}
+        if L == lengths[-1]:  # compiling takes a while: only at the anchor's length
+            fns["torch_chunked_compiled"] = lambda: compiled(*t, chunk_size=64)
+        with torch.inference_mode():
+            times = _timings("ssd", fns, device, length=L)
+        if L == 65536 and times:
+            best = min(times.values())
+            emit(section="ssd", check="fastest torch path over the Triton anchor", device=str(device),
+                 ratio=best / SSD_TRITON_ANCHOR_S, target=2.0, ok=bool(best <= 2.0 * SSD_TRITON_ANCHOR_S))
+
+
+def sparse_section(device, smoke):
+    """theorylab.sparse.attention (torch, strided, bf16) vs dense causal SDPA: rows checked
+    against the float64 reference, then times (target: >= 10x at n = 65,536)."""
+    import math
+
+    import torch
+
+    from sparse_attention import rows_ref  # benchmarks/sparse_attention.py
+    from theorylab.sparse import attention, strided
+
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    rng = np.random.default_rng(0)
+    for n in ((256, 1024) if smoke else (16384, 65536)):
+        d = 16 if smoke else 64
+        pattern = strided(math.isqrt(n - 1) + 1)
+        x = {c: rng.standard_normal((1, 1, n, d)).astype(np.float32) for c in "qkv"}
+        q, k, v = (torch.from_numpy(x[c]).to(device, torch.bfloat16) for c in "qkv")
+        with torch.inference_mode():
+            out = attention(q, k, v, pattern, backend="torch")
+            rows = np.unique(np.concatenate([[0, n - 1], rng.integers(0, n, 30)]))
+            lowered = {c: t.float().cpu().numpy() for c, t in zip("qkv", (q, k, v))}
+            ref = rows_ref(lowered["q"], lowered["k"], lowered["v"], pattern, rows)
+            err = float(np.abs(out[0, 0, rows].float().cpu().numpy() - ref).max() / np.abs(ref).max())
+            emit(section="sparse", check="bf16 strided vs float64 rows", n=n, device=str(device),
+                 rel_error=err, rtol=2e-2, ok=bool(err <= 2e-2))
+            times = _timings("sparse", {"fold_merge": lambda: attention(q, k, v, pattern, backend="torch"),
+                                        "sdpa_dense": lambda: sdpa(q, k, v, is_causal=True)}, device, n=n)
+        if len(times) == 2:
+            emit(section="sparse", check="dense over fold-and-merge", n=n, device=str(device),
+                 ratio=times["sdpa_dense"] / times["fold_merge"], target=10.0)
+
+
+SECTIONS = {"selective_scan": selective_scan_section, "ssd": ssd_section, "sparse": sparse_section}
 
 
 def main(argv=None):
