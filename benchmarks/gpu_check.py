@@ -45,6 +45,17 @@ def _time(fn, device, repeat=5):
     return float(np.median(times))
 
 
+def _sibling(name: str):
+    """Another script of benchmarks/ as a module (this one may run from anywhere)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", Path(__file__).resolve().parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def emit(**kw):
     print(json.dumps(kw, sort_keys=True, default=float), flush=True)
 
@@ -99,12 +110,12 @@ def ssd_section(device, smoke):
     float32 stability case, then times at 4k/16k/64k against Listing 1 and the Triton anchor."""
     import torch
 
-    from ssm_ssd import listing1_ssd  # benchmarks/ssm_ssd.py: the paper's Listing 1 in einsums
     from theorylab.ssm import ssd
     from theorylab.ssm._ssd_torch import ssd_chunked_torch
     from theorylab.ssm.duality import make_inputs, ssd_ref
     from theorylab.tolerances import compare
 
+    listing1_ssd = _sibling("ssm_ssd").listing1_ssd  # the paper's Listing 1 in einsums
     names = ("X", "log_a", "B", "C")
     rng = np.random.default_rng(0)
     p = make_inputs(rng, batch=2, length=33 if smoke else 130, heads=3, head_dim=5, state=7)
@@ -148,9 +159,9 @@ def sparse_section(device, smoke):
 
     import torch
 
-    from sparse_attention import rows_ref  # benchmarks/sparse_attention.py
     from theorylab.sparse import attention, strided
 
+    rows_ref = _sibling("sparse_attention").rows_ref  # float64 reference of chosen query rows
     sdpa = torch.nn.functional.scaled_dot_product_attention
     rng = np.random.default_rng(0)
     for n in ((256, 1024) if smoke else (16384, 65536)):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backends import is_tensor
+from .backends import is_tensor, warm_torch_cpu_math
 
 FLOAT_NUMPY = ("float32", "float64")
 FLOAT_TORCH = ("float16", "bfloat16", "float32", "float64")
@@ -47,6 +47,7 @@ def check_arrays(named: dict, *, allow_none=()) -> str:
         devices = {k: str(v.device) for k, v in present.items()}
         if len(set(devices.values())) > 1:
             raise ValueError(f"inputs must be on one device; got {devices}")
+        warm_torch_cpu_math()  # before any torch math: see its docstring
     return kind
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "torch_available",
     "to_numpy",
     "like_input",
+    "warm_torch_cpu_math",
 ]
 
 
@@ -55,6 +56,28 @@ def any_tensor(*xs) -> bool:
 
 
 _AVAILABLE = {"numba": numba_available, "torch": torch_available}
+
+
+@lru_cache(maxsize=None)
+def warm_torch_cpu_math() -> None:
+    """Call torch's vectorized CPU math functions once each, on one element (so on one thread).
+
+    torch sends contiguous float32/float64 ``exp``, ``log``, ``sqrt``, ... to MKL's vector
+    math library, which picks its kernel lazily at a function's first call.  When that first
+    call runs on several intra-op threads at once, one thread can run a low-accuracy
+    kernel on its chunk (pytorch/pytorch#188792, open; seen here as a 3e-9 error in a
+    float64 ``exp`` of 16,896 elements in roughly 1 fresh process in 10).  One single-element call of each
+    function settles the choice first.  Every public function taking tensors calls this
+    (once per process, microseconds) before computing.
+    """
+    import torch
+
+    with torch.inference_mode():
+        for dtype in (torch.float32, torch.float64):
+            one = torch.full((1,), 0.5, dtype=dtype)
+            for fn in (torch.exp, torch.expm1, torch.log, torch.log1p, torch.sqrt, torch.rsqrt,
+                       torch.sin, torch.cos, torch.tanh, torch.erf, torch.sigmoid):
+                fn(one)
 
 
 def resolve_backend(backend, inputs=(), *, valid=("ref", "numba", "torch")) -> str:
