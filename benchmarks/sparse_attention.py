@@ -21,8 +21,8 @@ fold-and-merge blocks hold (band: n·(l + chunk), columns: l·Rp², Rp = R − 2
 Scaling: wall time of ``fold_merge`` with l = ⌈√n⌉ and of ``sdpa_dense`` over
 n ∈ [2^11, 2^15], fitted log-log slopes (predicted 1.5 and 2).
 
-Timings are interleaved (one timed call of each per round, after one untimed settling
-call of the same path; ``--repeat`` rounds, medians), so load from other processes falls
+Timings are interleaved (one timed call of each per round, after at least 30 ms of
+untimed calls of the same path; ``--repeat`` rounds, medians), so load from other processes falls
 on all of them alike; only ratios are results.
 Targets: sdpa_dense / fold_merge >= 10 at n = 16384, l = 128; fold_merge slope <= 1.6.
 """

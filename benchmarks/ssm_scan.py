@@ -19,8 +19,8 @@ Measured, float32, same inputs:
   preallocated output -- the exponentials the scan needs, with nothing else; any scan
   that evaluates its decays with torch pays at least this.
 
-Timings are interleaved (one timed call of each per round, after one untimed settling
-call of the same path; ``--repeat`` rounds), so load from other processes falls on all
+Timings are interleaved (one timed call of each per round, after at least 30 ms of
+untimed calls of the same path; ``--repeat`` rounds), so load from other processes falls on all
 of them alike.  Ratios of medians are the results (the
 target is judged on them); ratios of the fastest runs are printed beside them.
 Target: torch_loop / numba >= 30.

@@ -22,9 +22,9 @@ Measured, float32, same inputs, each through its public entry point:
   chunk 64 (2·L·Q·(N+P) + 4·L·N·P per head); its rate is the machine's large-GEMM rate,
   reported as ``gemm_gflops`` with each path's rate at that FLOP count.
 
-Timings are interleaved (one timed call of each per round, after one untimed settling
-call of the same path so that the previous path's spinning thread pool does not take the
-cores from this one; ``--repeat`` rounds, medians; the ratios of the least times are
+Timings are interleaved (one timed call of each per round, after at least 30 ms of
+untimed calls of the same path, so that the previous path's spinning thread pool no longer
+takes the cores from this one; ``--repeat`` rounds, medians; the ratios of the least times are
 printed as well), so load from other processes falls on all of them alike; only ratios
 are results.
 Targets: listing1 / fastest >= 2, torch_loop / fastest >= 25.

@@ -43,19 +43,25 @@ def timeit(fn, *, repeat: int = 5, warmup: int = 1, min_seconds: float = 0.0, cl
     return reduce(times)
 
 
-def interleaved(fns: dict, repeat: int, *, settle: int = 1) -> dict:
+def interleaved(fns: dict, repeat: int, *, settle_s: float = 0.03) -> dict:
     """Seconds of every timed call per function (name -> list), one timed call of each per round.
 
     Rounds interleave the paths, so load from other processes falls on all of them alike.
-    Before its timed call each path runs ``settle`` untimed calls: what the previous path
-    left behind (its thread pool still spinning, which takes the cores from the next
-    path's threads; caches full of its data) then no longer counts against this one --
-    each path is timed in the steady state of a user who calls it repeatedly.
+    Before its timed call each path runs untimed for at least ``settle_s`` seconds (at least
+    one call): what the previous path left behind then no longer counts against this one.
+    Chiefly that is an OpenMP thread pool still spinning -- torch's and numba's workers
+    each busy-wait after a parallel region (libgomp's default spin lasts ~10-20 ms on a
+    CPU whose ``pause`` is slow), taking the cores from the other library's threads.  Each
+    path is thus timed in the steady state of a user who calls it repeatedly.
     """
     times = {k: [] for k in fns}
     for _ in range(repeat):
         for k, fn in fns.items():
-            times[k].append(timeit(fn, repeat=1, warmup=settle))
+            t0 = time.perf_counter()
+            fn()
+            while time.perf_counter() - t0 < settle_s:
+                fn()
+            times[k].append(timeit(fn, repeat=1, warmup=0))
     return times
 
 
