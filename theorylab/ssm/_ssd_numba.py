@@ -12,8 +12,9 @@ Q·(N + P) more for the quadratic diagonal block.  Three phases, each parallel:
 3. every (batch, head, chunk >= 1): y_t += exp(Σ_{k=start..t} log_a_k) H_in(c) C_t.
 
 With chunk_size >= length there is one chunk and phases 2-3 vanish: the plain recurrence.
+Phases 1 and 3 share one time-blocked sweep over the jobs (``_sweep``).
 
-How phase 1 reaches the machine's rate (float32, N = P = 64: ~75% of the FMA peak):
+How phase 1 runs at the machine's FMA rate (the numbers are in BENCHMARKS.md):
 
 * ``_steps`` advances the state two steps per pass over it, on register tiles of
   2 vectors x 2 steps written with :mod:`theorylab._simd` (explicit 64-byte vectors), so
