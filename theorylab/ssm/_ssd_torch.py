@@ -2,8 +2,8 @@
 
 Must match :func:`theorylab.ssm.duality.ssd_ref` (and :func:`~theorylab.ssm.duality.ssd_chunked_ref`,
 whose four blocks it computes).  Every chunk of a head is one slice of a batched GEMM;
-the inter-chunk recurrence is a loop of ``ceil(L/Q)`` elementwise steps.  Differentiable
-by autograd.
+the inter-chunk recurrence is the same algorithm one level up (:func:`_states_entering`),
+so no Python loop runs over every chunk.  Differentiable by autograd.
 
 Blocking: the (Q x Q) decay masks of all chunks are the largest temporaries.  On CPU the
 heads are processed in groups whose masks take about 4 MiB, so the elementwise passes
@@ -17,12 +17,42 @@ Decays come from stable segment sums of the chunk's own log-decays (no ratios of
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 from ._segsum import segsum_torch
 
 _CPU_GROUP_BYTES = 1 << 22
+
+
+def _states_entering(S, ell):
+    """H_in(c) for every chunk: S (g, nc, n, p) chunk states, ell (g, nc) chunk log-decays.
+
+    H_in(0) = 0 and H_in(c+1) = exp(ell_c) H_in(c) + S(c) is itself a scalar-decay SSM over
+    the chunk index, so it is computed the same chunked way, with blocks of G ≈ √nc chunks:
+    R(c) = H_in(c+1) = Σ_{d <= c} exp(Σ_{k=d+1..c} ell_k) S(d) is, inside a block, the
+    (G x G) decay matrix exp(segsum(ell)) times the block's states, plus
+    exp(Σ_{k=start..c} ell_k) times the state entering the block; those block-entering
+    states take a loop of nc / G steps -- not nc (one kernel launch each on a GPU).
+    """
+    g, nc, n, p = S.shape
+    G = max(1, math.isqrt(nc - 1) + 1) if nc > 1 else 1  # ceil(sqrt(nc))
+    J = -(-nc // G)
+    if J * G != nc:  # identity chunks at the end (S = 0, ell = 0): nothing before them changes
+        S = F.pad(S, (0, 0, 0, 0, 0, J * G - nc))
+        ell = F.pad(ell, (0, J * G - nc))
+    Sb = S.reshape(g, J, G, n * p)
+    lb = ell.reshape(g, J, G)
+    R = torch.matmul(torch.exp(segsum_torch(lb)), Sb)  # (g, J, G, n*p): from the block's own states
+    into = torch.exp(torch.cumsum(lb, dim=-1))  # (g, J, G): exp(Σ_{k=start..c} ell_k)
+    entering = [S.new_zeros(g, n * p)]  # R(start_j - 1) for each block j
+    for j in range(J - 1):
+        entering.append(R[:, j, -1] + into[:, j, -1, None] * entering[-1])
+    R = R + into[..., None] * torch.stack(entering, dim=1)[:, :, None, :]  # (g, J, G, n*p)
+    R = R.reshape(g, J * G, n, p)[:, : nc - 1]
+    return torch.cat([S.new_zeros(g, 1, n, p), R], dim=1)  # H_in(c) = R(c - 1)
 
 
 def _block(x, a, Bg, Cg, Q: int, grad: bool):
@@ -49,20 +79,9 @@ def _block(x, a, Bg, Cg, Q: int, grad: bool):
     S = torch.bmm((Bg * to_end[..., None]).transpose(1, 2), x).reshape(g, nc, n, p)  # (g, nc, n, p)
 
     # 3: inter-chunk recurrence  H_in(c+1) = exp(Σ_{k in c} log_a_k) H_in(c) + S(c)
-    from_start = torch.exp(torch.cumsum(a, dim=-1))  # (g*nc, Q): exp(Σ_{k=start..t} log_a_k)
-    total = from_start[:, -1].reshape(g, nc, 1, 1)  # decay across each chunk
-    if grad:
-        H = S.new_zeros(g, n, p)
-        states = []
-        for c in range(nc):
-            states.append(H)
-            H = total[:, c] * H + S[:, c]
-        H_in = torch.stack(states, dim=1)  # (g, nc, n, p)
-    else:
-        H_in = torch.empty_like(S)  # (g, nc, n, p)
-        H_in[:, 0].zero_()
-        for c in range(1, nc):
-            torch.addcmul(S[:, c - 1], total[:, c - 1], H_in[:, c - 1], out=H_in[:, c])
+    cs = torch.cumsum(a, dim=-1)  # (g*nc, Q): Σ_{k=start..t} log_a_k
+    from_start = torch.exp(cs)
+    H_in = _states_entering(S, cs[:, -1].reshape(g, nc))  # (g, nc, n, p)
 
     # 4: state -> output  y_t += exp(Σ_{k=start..t} log_a_k) C_t H_in
     Cd = Cg * from_start[..., None]  # (g*nc, Q, n)
