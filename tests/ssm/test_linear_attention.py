@@ -148,6 +148,20 @@ def test_cottention_rnn_equals_cosine_attention(backend, sz, seed, pw, off, chun
                  dtype=np.float64)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cottention_stabilizer_divides_each_value_by_its_token_count(backend):
+    """By hand, q = k = 1 (cosine 1), v = [a, b], p = 1: y_0 = a / 1, y_1 = a / 1 + b / 2
+    (the released causal code's form; dividing the output instead would give (a + b) / 2),
+    and with position_offset = 2 the counts are 3 and 4."""
+    a, b = 3.0, 5.0
+    q = np.ones((1, 2, 1, 1))
+    v = np.array([a, b]).reshape(1, 2, 1, 1)
+    assert_close(cottention(q, q, v, p=1.0, backend=backend), np.array([a, a + b / 2]).reshape(1, 2, 1, 1),
+                 dtype=np.float64)
+    assert_close(cottention(q, q, v, p=1.0, position_offset=2, backend=backend),
+                 np.array([a / 3, a / 3 + b / 4]).reshape(1, 2, 1, 1), dtype=np.float64)
+
+
 @given(sz=sizes, seed=seeds, cut=st.floats(0, 1))
 def test_cottention_segmented(sz, seed, cut):
     p = make_linear_attention_inputs(np.random.default_rng(seed), **sz)

@@ -27,9 +27,14 @@ choice).  ``normalize=True`` needs a positive feature map (the denominator is th
 
 **Cottention** (#74) is the case φ(x) = x / ||x|| (cosine similarity), no softmax and no
 normalizer.  The paper's stabilized variant controls the magnitude of the similarity sums
-with a learned scalar; here that scaling is a division by n_t^p, n_t = position_offset + t + 1
-the number of tokens seen, with a fixed exponent p >= 0 (p = 0: plain cosine attention).
-Any such per-position scale leaves the RNN identity intact.
+with a learned scalar per head; in the authors' released causal (GPT) code each value is
+divided by the number of tokens its row of the causal mask sees raised to σ(m), m learned
+per head (initialized at 0.5).  Here: v_s / n_s^p with n_s = position_offset + s + 1 and a
+fixed exponent p >= 0 (p = σ(m); p = 0: plain cosine attention), so
+
+    y_t = Σ_{s<=t} (q̂_t·k̂_s) v_s / n_s^p,    S_t = S_{t-1} + k̂_t (v_t / n_t^p)ᵀ,  y_t = S_tᵀ q̂_t.
+
+Any per-position scale of the values leaves the RNN identity intact.
 
 Glossary (code -> paper): q, k, v -> Q, K, V; feature_map -> φ; S -> S (Katharopoulos) /
 the RNN hidden state (Cottention); z -> Z; p -> the stabilizing exponent.
@@ -169,14 +174,15 @@ def linear_attention_parallel(q, k, v, *, feature_map="identity", normalize=Fals
 
 
 def _stabilizer(L, p, offset):
-    """n_t^{-p}, n_t = offset + t + 1: Cottention's division by a power of the token count."""
+    """n_s^{-p}, n_s = offset + s + 1: Cottention's division of each value by a power of its token count."""
     return (offset + 1.0 + np.arange(L)) ** (-float(p))  # (L,)
 
 
 def cottention_parallel(q, k, v, *, p=0.0, position_offset=0):
-    """float64 materialized cosine attention (Q̂ K̂ᵀ ∘ L) V / n_t^p (rows normalized to unit length)."""
-    y = linear_attention_parallel(q, k, v, feature_map="cosine")
-    return y * _stabilizer(y.shape[1], p, position_offset)[None, :, None, None]
+    """float64 materialized cosine attention (Q̂ K̂ᵀ ∘ L) V', v'_s = v_s / n_s^p (q̂, k̂ of unit length)."""
+    v = np.asarray(v, dtype=np.float64)
+    return linear_attention_parallel(q, k, v * _stabilizer(v.shape[1], p, position_offset)[None, :, None, None],
+                                     feature_map="cosine")
 
 
 # ---------------------------------------------------------------------------------------
@@ -206,7 +212,7 @@ def _chunked_torch(fq, fk, v1, S0, chunk_size: int):
 # ---------------------------------------------------------------------------------------
 # public API
 # ---------------------------------------------------------------------------------------
-def _run(q, k, v, feature_map, normalize, initial_state, backend, chunk_size, post=None):
+def _run(q, k, v, feature_map, normalize, initial_state, backend, chunk_size):
     kind = check_qkv(q, k, v)
     b, L, h, dk = (int(s) for s in q.shape)
     dv = int(v.shape[3])
@@ -236,8 +242,6 @@ def _run(q, k, v, feature_map, normalize, initial_state, backend, chunk_size, po
     else:
         y, S = linear_attention_recurrent(to_numpy(q), to_numpy(k), to_numpy(v), feature_map=feature_map,
                                           normalize=normalize, initial_state=to_numpy(initial_state))
-    if post is not None:
-        y = post(y)
     y, S = like_input(y, q), like_input(S, q)
     if kind == "numpy":
         y, S = y.astype(q.dtype, copy=False), S.astype(q.dtype, copy=False)
@@ -262,9 +266,9 @@ def linear_attention(q, k, v, *, feature_map="identity", normalize=False, initia
 
 def cottention(q, k, v, *, p=0.0, position_offset=0, initial_state=None, return_final_state=False,
                chunk_size=64, backend="auto"):
-    """Causal cosine attention y_t = Σ_{s<=t} (q̂_t·k̂_s) v_s / n_t^p as an RNN (Cottention, #74).
+    """Causal cosine attention y_t = Σ_{s<=t} (q̂_t·k̂_s) v_s / n_s^p as an RNN (Cottention, #74).
 
-    q̂, k̂ are q, k scaled to unit length; n_t = position_offset + t + 1.  For a segmented run
+    q̂, k̂ are q, k scaled to unit length; n_s = position_offset + s + 1.  For a segmented run
     pass the previous state and ``position_offset`` = tokens already consumed.  Same state
     layout and backends as :func:`linear_attention`.
     """
@@ -272,15 +276,13 @@ def cottention(q, k, v, *, p=0.0, position_offset=0, initial_state=None, return_
         raise ValueError(f"p must be a finite number >= 0; got {p!r}")
     if isinstance(position_offset, bool) or not isinstance(position_offset, (int, np.integer)) or position_offset < 0:
         raise ValueError(f"position_offset must be an int >= 0; got {position_offset!r}")
-    L = int(q.shape[1]) if hasattr(q, "shape") and len(q.shape) == 4 else 0
-    scale = _stabilizer(L, p, position_offset)[None, :, None, None]  # (1, L, 1, 1)
-
-    def post(y):
-        if is_tensor(y):
+    if p != 0 and hasattr(v, "shape") and len(v.shape) == 4:  # v'_s = v_s / n_s^p (else _run reports the shapes)
+        scale = _stabilizer(int(v.shape[1]), p, position_offset)[None, :, None, None]  # (1, L, 1, 1)
+        if is_tensor(v):
             import torch
 
-            return y * torch.from_numpy(scale).to(y.dtype)
-        return y * scale
-
-    y, S = _run(q, k, v, "cosine", False, initial_state, backend, chunk_size, post=post)
+            v = v * torch.from_numpy(scale).to(device=v.device, dtype=v.dtype)
+        elif isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.floating):
+            v = v * scale.astype(v.dtype)
+    y, S = _run(q, k, v, "cosine", False, initial_state, backend, chunk_size)
     return (y, S) if return_final_state else y
