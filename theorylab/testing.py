@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from .tolerances import assert_close
 
-__all__ = ["awkward_sizes", "seeds", "selective_scan_inputs", "assert_equivalent", "CORRUPTIONS", "corrupt"]
+__all__ = ["awkward_sizes", "seeds", "selective_scan_inputs", "linear_attention_sizes", "assert_equivalent", "CORRUPTIONS", "corrupt"]
 
 seeds = st.integers(0, 2**32 - 1)
 SMALL = (1, 2, 3, 5, 7)
@@ -54,6 +54,14 @@ def selective_scan_inputs(dtype="float64", max_length: int = 64, max_batch: int 
         return make_inputs(np.random.default_rng(draw(seeds)), **sizes, dtype=np.dtype(dtype))
 
     return build()
+
+
+def linear_attention_sizes(max_length: int = 40, max_batch: int = 2, max_heads: int = 3) -> st.SearchStrategy[dict]:
+    """Sizes ``batch, length, heads, dk, dv`` for the linear-attention family
+    (``theorylab.ssm.linear_forms.make_linear_attention_inputs`` and its relatives)."""
+    dims = st.sampled_from(SMALL)
+    return st.fixed_dictionaries({"batch": st.integers(1, max_batch), "length": st.integers(1, max_length),
+                                  "heads": st.integers(1, max_heads), "dk": dims, "dv": dims})
 
 
 def _upcast(p: dict) -> dict:

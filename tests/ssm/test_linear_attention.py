@@ -22,14 +22,10 @@ from theorylab.ssm.linear_forms import (
     make_linear_attention_inputs,
 )
 from theorylab.ssm.linear_attention_claims import la_proof, state_bytes
-from theorylab.testing import corrupt
+from theorylab.testing import corrupt, linear_attention_sizes, seeds
 from theorylab.tolerances import assert_close
 
-DIMS = st.sampled_from([1, 2, 3, 5, 7])
-sizes = st.fixed_dictionaries(
-    {"batch": st.integers(1, 2), "length": st.integers(1, 40), "heads": st.integers(1, 3), "dk": DIMS, "dv": DIMS}
-)
-seeds = st.integers(0, 2**32 - 1)
+sizes = linear_attention_sizes()
 BACKENDS = [
     "ref",
     pytest.param("numba", marks=pytest.mark.skipif(not numba_available(), reason="numba not installed")),

@@ -24,13 +24,10 @@ from theorylab.ssm.gated_linear import (
 from theorylab.ssm.hla import hla2, hla2_materialized, hla2_recurrent
 from theorylab.ssm.linear_forms import linear_attention, make_linear_attention_inputs
 from theorylab.ssm.linear_attention_claims import gl_proof, hla_proof
+from theorylab.testing import SMALL, linear_attention_sizes, seeds
 from theorylab.tolerances import assert_close, compare
 
-DIMS = st.sampled_from([1, 2, 3, 5, 7])
-sizes = st.fixed_dictionaries(
-    {"batch": st.integers(1, 2), "length": st.integers(1, 40), "heads": st.integers(1, 3), "dk": DIMS, "dv": DIMS}
-)
-seeds = st.integers(0, 2**32 - 1)
+sizes = linear_attention_sizes()
 BACKENDS = [
     "ref",
     pytest.param("numba", marks=pytest.mark.skipif(not numba_available(), reason="numba not installed")),
@@ -134,7 +131,7 @@ def test_gateloop_sympy_proof():
 
 # ---- AFT-simple --------------------------------------------------------------------------------
 aft_sizes = st.fixed_dictionaries({"batch": st.integers(1, 2), "length": st.integers(1, 40), "heads": st.integers(1, 3),
-                                   "dk": DIMS})
+                                   "dk": st.sampled_from(SMALL)})
 
 
 def _aft_inputs(seed, sz, scale, dtype=np.float64):
