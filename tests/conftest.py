@@ -22,3 +22,18 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 def rng():
     """A fresh, seeded generator per test: the seed is part of the test's contract."""
     return np.random.default_rng(20241128)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch and one numba thread for a module of tiny problems (waking thread pools would
+    dominate the time); use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import numba
+    import torch
+
+    before = torch.get_num_threads(), numba.get_num_threads()
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+    yield
+    torch.set_num_threads(before[0])
+    numba.set_num_threads(before[1])

@@ -36,17 +36,7 @@ EDGE = dict(batch=1, length=1, heads=1, dk=1, dv=1)
 ODD = dict(batch=2, length=63, heads=3, dk=5, dv=7)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny problems: one torch and one numba thread (waking thread pools would dominate the time)."""
-    import numba
-
-    before = torch.get_num_threads(), numba.get_num_threads()
-    torch.set_num_threads(1)
-    numba.set_num_threads(1)
-    yield
-    torch.set_num_threads(before[0])
-    numba.set_num_threads(before[1])
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _rounded(p, dtype):

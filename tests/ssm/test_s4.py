@@ -23,7 +23,7 @@ from theorylab.ssm.s4 import (
     s4_recurrence,
 )
 from theorylab.ssm.s4_claims import hippo_proof, kernel_proof, kernel_proof_residuals, nplr_residual
-from theorylab.testing import corrupt
+from theorylab.testing import corrupt, seeds
 from theorylab.tolerances import assert_close, compare
 
 sizes = st.fixed_dictionaries(
@@ -34,20 +34,9 @@ sizes = st.fixed_dictionaries(
         "state": st.sampled_from([1, 2, 3, 5, 7, 16]),
     }
 )
-seeds = st.integers(0, 2**32 - 1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny problems: one torch and one numba thread (waking thread pools would dominate the time)."""
-    import numba
-
-    before = torch.get_num_threads(), numba.get_num_threads()
-    torch.set_num_threads(1)
-    numba.set_num_threads(1)
-    yield
-    torch.set_num_threads(before[0])
-    numba.set_num_threads(before[1])
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _dplr_args(p):

@@ -24,6 +24,7 @@ from theorylab.ssm import (
 )
 from theorylab.ssm.hidden_attention import negative_control, proof, proof_residuals
 from theorylab.tolerances import assert_close
+from theorylab.testing import seeds
 
 KEYS = ("x", "delta", "A", "B", "C", "D")
 BACKENDS = [
@@ -41,7 +42,6 @@ sizes = st.fixed_dictionaries(
         "state": st.sampled_from([1, 2, 3, 5]),
     }
 )
-seeds = st.integers(0, 2**32 - 1)
 
 
 def _args(p):
