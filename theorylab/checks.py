@@ -1,6 +1,10 @@
 """Building blocks that turn measurements into :class:`~theorylab.claims.Verdict` objects.
 
+* :func:`check_backends`    -- every backend of a public function a user can call here
+  (``"ref"``, ``"numba"``, ``"torch"`` on CPU, and ``"torch:cuda"`` when CUDA is present);
+* :func:`call_backend`      -- call a public function on one of those, as a user would;
 * :func:`identity_verdict`  -- normwise error of ``out`` vs ``ref`` under the tolerance policy;
+* :func:`backends_verdict`  -- one identity verdict per backend, combined (holds iff all hold);
 * :func:`fit_loglog_slope`  -- least-squares exponent ``p`` of ``y ~ c * n**p``;
 * :func:`slope_verdict`     -- a fitted exponent within ``expected +- band``;
 * :func:`mean_interval`     -- mean and normal-approximation interval over seeds, for
@@ -14,7 +18,59 @@ import numpy as np
 from .claims import Verdict
 from .tolerances import compare
 
-__all__ = ["identity_verdict", "fit_loglog_slope", "slope_verdict", "mean_interval", "crossover_length"]
+__all__ = ["check_backends", "call_backend", "backends_verdict", "identity_verdict", "fit_loglog_slope", "slope_verdict", "mean_interval", "crossover_length"]
+
+
+def check_backends(valid=("ref", "numba", "torch")) -> list[str]:
+    """The backends of ``valid`` that a user can call on this machine, in a fixed order:
+    ``ref``, ``numba`` and ``torch`` when their package is installed, then ``torch:cuda``
+    (torch on a CUDA device) when ``"torch"`` is valid and CUDA is available."""
+    from .backends import numba_available, torch_available
+
+    have = {"ref": True, "numba": numba_available(), "torch": torch_available()}
+    out = [b for b in valid if have.get(b, True)]
+    if "torch" in out:
+        import torch
+
+        if torch.cuda.is_available():
+            out.append("torch:cuda")
+    return out
+
+
+def _to_device(x, device):
+    import torch
+
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(x)).to(device)
+    return x
+
+
+def _to_numpy64(y):
+    if isinstance(y, tuple):
+        return tuple(_to_numpy64(v) for v in y)
+    if hasattr(y, "detach"):
+        return y.detach().to("cpu").double().numpy()
+    return np.asarray(y, dtype=np.float64) if isinstance(y, np.ndarray) else y
+
+
+def call_backend(fn, backend: str, *args, **kw):
+    """``fn(*args, backend=backend, **kw)`` as a user calls it, returned as numpy float64.
+
+    ``"torch:cuda"`` moves every numpy argument to a CUDA tensor and calls ``backend="torch"``;
+    the other names pass numpy arrays straight through (numpy in, numpy out)."""
+    if backend == "torch:cuda":
+        args = tuple(_to_device(a, "cuda") for a in args)
+        kw = {k: _to_device(v, "cuda") for k, v in kw.items()}
+        backend = "torch"
+    return _to_numpy64(fn(*args, backend=backend, **kw))
+
+
+def backends_verdict(ref, outs: dict, *, dtype=None, rtol=None, sizes=None, what="") -> Verdict:
+    """``{backend: output}`` each against ``ref``: one verdict per backend, combined by
+    :meth:`Verdict.combine` (holds iff every backend holds)."""
+    parts = {b: identity_verdict(o, ref, dtype=dtype, rtol=rtol, backend=b, sizes=sizes, what=f"{what} [{b}]")
+             for b, o in outs.items()}
+    return Verdict.combine(parts, sizes=sizes)
 
 
 def identity_verdict(out, ref, *, dtype=None, rtol=None, backend="ref", sizes=None, what="") -> Verdict:

@@ -74,7 +74,13 @@ class Paper:
 
 @dataclass(frozen=True)
 class Verdict:
-    """Outcome of one check on one instance: holds iff ``error <= tolerance``."""
+    """Outcome of one check on one instance: holds iff ``error <= tolerance``.
+
+    ``backends`` maps each backend the check ran (``"ref"``, ``"numba"``, ``"torch"``,
+    ``"torch:cuda"``, or a named form such as ``"counter"``) to its own ``(error, tolerance)``;
+    a verdict built by :meth:`combine` holds only when every backend's does.  A verdict with
+    an empty ``backends`` stands for the single backend named in ``backend``.
+    """
 
     holds: bool
     error: float
@@ -82,6 +88,7 @@ class Verdict:
     backend: str = "ref"
     sizes: dict = field(default_factory=dict)
     detail: str = ""
+    backends: dict = field(default_factory=dict)
 
     @classmethod
     def from_error(cls, error: float, tolerance: float, **kw) -> "Verdict":
@@ -89,13 +96,67 @@ class Verdict:
         ok = bool(math.isfinite(error) and error <= tolerance)
         return cls(holds=ok, error=error, tolerance=float(tolerance), **kw)
 
+    @property
+    def margin(self) -> float:
+        """``error / tolerance`` (``inf`` for a positive error against a zero tolerance, ``nan`` if not finite)."""
+        return _ratio(self.error, self.tolerance)
+
+    def per_backend(self) -> dict[str, tuple[float, float]]:
+        """``{backend: (error, tolerance)}`` -- the combined parts, or this verdict alone."""
+        return dict(self.backends) if self.backends else {self.backend: (self.error, self.tolerance)}
+
+    @classmethod
+    def combine(cls, parts: dict, *, sizes: dict | None = None, detail: str = "") -> "Verdict":
+        """One verdict from ``{backend: Verdict}``: it holds iff every part holds; its error and
+        tolerance are those of the part with the largest ``error / tolerance``."""
+        if not parts:
+            raise ValueError("combine needs at least one part")
+        flat: dict[str, tuple[float, float]] = {}
+        for name, v in parts.items():
+            for b, et in v.per_backend().items():
+                key = name if len(v.per_backend()) == 1 else f"{name}/{b}"
+                flat[key] = et
+        worst_name, worst = max(parts.items(), key=lambda kv: (not kv[1].holds, _sort_key(kv[1].margin)))
+        return cls(
+            holds=all(v.holds for v in parts.values()),
+            error=worst.error,
+            tolerance=worst.tolerance,
+            backend=", ".join(flat),
+            sizes=dict(sizes if sizes is not None else worst.sizes),
+            detail=(detail + "; " if detail else "") + f"worst {worst_name}: {worst.detail}",
+            backends=flat,
+        )
+
+
+def _ratio(error: float, tolerance: float) -> float:
+    if not math.isfinite(error):
+        return float("nan")
+    if tolerance > 0:
+        return error / tolerance
+    return 0.0 if error == 0 else float("inf")
+
+
+def _sort_key(x: float) -> float:
+    return float("inf") if math.isnan(x) else x
+
 
 @dataclass(frozen=True)
 class Proof:
-    """Result of a symbolic proof: ``proved`` and what was proved (sizes, statement)."""
+    """Result of a symbolic proof: ``proved``, what was proved, and its **scope**.
+
+    ``scope`` says for which sizes the proof holds (``"general: symbolic d and k"``,
+    ``"L=4, N=2"``) and what it ran: the library's own reference on symbolic inputs
+    (``"library reference"``) or a formula retyped for the proof (``"retyped formula"``).
+    A proof without a scope is refused: "proved" alone is an overclaim.
+    """
 
     proved: bool
     detail: str
+    scope: str = ""
+
+    def __post_init__(self):
+        if not self.scope.strip():
+            raise ValueError("a Proof must state its scope (sizes; library reference or retyped formula)")
 
 
 @dataclass(frozen=True)
@@ -185,9 +246,26 @@ def select(patterns=()) -> list[Claim]:
     return chosen
 
 
+JSON_SCHEMA_VERSION = 2
+
+
+def _finite_or_none(x):
+    """Strict JSON: non-finite numbers become ``null``."""
+    return x if isinstance(x, (int, float)) and math.isfinite(x) else None
+
+
 @dataclass(frozen=True)
 class ClaimReport:
-    """Aggregate of ``samples`` checks and controls of one claim (what ``verify`` prints)."""
+    """Aggregate of ``samples`` checks and controls of one claim (what ``verify`` prints).
+
+    * ``backends``: ``{backend: {"holds", "max_error", "tolerance"}}`` over all instances;
+      the claim holds only when every backend holds on every instance.
+    * the negative control is *rejected* only when every control instance fails by the size of
+      its error: a finite error above its tolerance.  A control whose error is NaN or inf, or
+      that raised (a shape mismatch, say), is ``control_status == "invalid"``: it proves nothing,
+      and the claim is not ``ok``.  ``control_margin`` is the smallest control error as a
+      multiple of its tolerance.
+    """
 
     claim: Claim
     holds: bool
@@ -200,35 +278,67 @@ class ClaimReport:
     size: str
     proved: bool | None
     detail: str
+    backends: dict = field(default_factory=dict)
+    control_status: str = "rejected"  # "rejected" | "accepted" | "invalid"
+    control_margin: float = float("nan")
+    control_detail: str = ""
+    proof_scope: str = ""
+    errors: tuple = ()  # every instance's (error / tolerance) of the check, for distributions
 
     @property
     def ok(self) -> bool:
         return self.holds and self.negative_control_rejected and self.proved is not False
 
     def as_json(self) -> dict:
+        """Strict JSON (non-finite numbers as ``null``); schema version :data:`JSON_SCHEMA_VERSION`."""
+        f = _finite_or_none
         return {
             "id": self.claim.id,
             "paper": self.claim.paper.cite(),
             "kind": self.claim.kind,
+            "statement": self.claim.statement,
             "holds": self.holds,
-            "max_error": self.max_error,
-            "tolerance": self.tolerance,
+            "ok": self.ok,
+            "max_error": f(self.max_error),
+            "tolerance": f(self.tolerance),
+            "backends": {b: {"holds": v["holds"], "max_error": f(v["max_error"]), "tolerance": f(v["tolerance"])}
+                         for b, v in self.backends.items()},
+            "negative_control": {
+                "status": self.control_status,
+                "rejected": self.negative_control_rejected,
+                "min_error": f(self.control_min_error),
+                "margin": f(self.control_margin),
+                "what": self.claim.controls,
+                "detail": self.control_detail,
+            },
             "negative_control_rejected": self.negative_control_rejected,
-            "negative_control_min_error": self.control_min_error,
+            "negative_control_min_error": f(self.control_min_error),
+            "proof": None if self.proved is None else {"proved": self.proved, "scope": self.proof_scope},
+            "proved": self.proved,
             "samples": self.samples,
+            "error_ratios": [f(x) for x in self.errors],
             "backend": self.backend,
             "size": self.size,
-            "proved": self.proved,
             "detail": self.detail,
         }
+
+
+def _safe(fn, rng, size):
+    """Run a check or control; an exception becomes a non-finite verdict naming it."""
+    try:
+        return fn(rng, size)
+    except Exception as e:  # a control that crashes proves nothing; a check that crashes fails
+        return Verdict(holds=False, error=float("nan"), tolerance=0.0, backend="-",
+                       detail=f"raised {type(e).__name__}: {e}")
 
 
 def run_claim(claim: Claim, *, samples: int | None = None, seed: int = 0, size: str = "quick") -> ClaimReport:
     """Run ``claim.check`` and ``claim.negative_control`` on ``samples`` independent instances.
 
-    The claim holds iff every instance holds; the control is rejected iff no instance
-    of the wrong variant holds.  Instance ``i`` uses the ``i``-th child of
-    ``SeedSequence(seed)``; control instances use a disjoint set of children.
+    The claim holds iff every instance holds on every backend; the control is rejected iff
+    every instance of the wrong variant fails *by magnitude* (finite error above tolerance).
+    Instance ``i`` uses the ``i``-th child of ``SeedSequence(seed)``; control instances use a
+    disjoint set of children.
     """
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}; got {size!r}")
@@ -236,20 +346,43 @@ def run_claim(claim: Claim, *, samples: int | None = None, seed: int = 0, size: 
     if n < 1:
         raise ValueError(f"samples must be >= 1; got {n}")
     children = np.random.SeedSequence(seed).spawn(2 * n)
-    verdicts = [claim.check(np.random.default_rng(children[i]), size) for i in range(n)]
-    controls = [claim.negative_control(np.random.default_rng(children[n + i]), size) for i in range(n)]
-    worst = max(verdicts, key=lambda v: (not v.holds, v.error / v.tolerance if v.tolerance else v.error))
+    verdicts = [_safe(claim.check, np.random.default_rng(children[i]), size) for i in range(n)]
+    controls = [_safe(claim.negative_control, np.random.default_rng(children[n + i]), size) for i in range(n)]
+    worst = max(verdicts, key=lambda v: (not v.holds, _sort_key(v.margin)))
+    parts: dict[str, list[tuple[float, float]]] = {}
+    for v in verdicts:
+        for b, et in v.per_backend().items():
+            parts.setdefault(b, []).append(et)
+    backends = {}
+    for b, ets in parts.items():
+        oks = [math.isfinite(e) and e <= t for e, t in ets]
+        e, t = max(ets, key=lambda et: (not (math.isfinite(et[0]) and et[0] <= et[1]), _sort_key(_ratio(*et))))
+        backends[b] = {"holds": all(oks), "max_error": e, "tolerance": t}
+    if any(v.holds for v in controls):
+        status = "accepted"
+    elif all(math.isfinite(v.error) for v in controls):
+        status = "rejected"
+    else:
+        status = "invalid"
+    cworst = min(controls, key=lambda v: _sort_key(v.margin) if math.isfinite(v.error) else -math.inf)
     proof = claim.proof() if claim.proof is not None else None
     return ClaimReport(
         claim=claim,
         holds=all(v.holds for v in verdicts),
-        max_error=max(v.error for v in verdicts),
+        max_error=max((v.error for v in verdicts), key=lambda x: _sort_key(x)),
         tolerance=worst.tolerance,
-        negative_control_rejected=not any(v.holds for v in controls),
-        control_min_error=min(v.error for v in controls),
+        negative_control_rejected=status == "rejected",
+        control_min_error=min((v.error for v in controls), key=lambda x: _sort_key(x) if math.isfinite(x) else -math.inf),
         samples=n,
-        backend=", ".join(sorted({v.backend for v in verdicts})),
+        backend=", ".join(backends),
         size=size,
         proved=None if proof is None else proof.proved,
         detail=worst.detail + (f"; proof: {proof.detail}" if proof is not None else ""),
+        backends=backends,
+        control_status=status,
+        control_margin=cworst.margin,
+        control_detail=cworst.detail + ("" if status != "invalid" else
+                                        " -- rejected only by a non-finite error or an exception, which proves nothing"),
+        proof_scope="" if proof is None else proof.scope,
+        errors=tuple(v.margin for v in verdicts),
     )

@@ -67,7 +67,7 @@ def cmd_list(args) -> int:
 
 
 def _fmt(x) -> str:
-    return f"{x:.2e}" if isinstance(x, float) else str(x)
+    return f"{x:.2e}" if isinstance(x, float) else str(x)  # inf / nan print as such
 
 
 def cmd_verify(args) -> int:
@@ -80,23 +80,33 @@ def cmd_verify(args) -> int:
     for claim in progress(claims, desc=f"verify ({size})") if not args.json else claims:
         reports.append(C.run_claim(claim, samples=args.samples, seed=args.seed, size=size))
     if args.json:
-        print(json.dumps({"size": size, "seed": args.seed, "claims": [r.as_json() for r in reports]}, indent=1))
+        doc = {"schema_version": C.JSON_SCHEMA_VERSION, "size": size, "seed": args.seed,
+               "ok": all(r.ok for r in reports), "claims": [r.as_json() for r in reports]}
+        print(json.dumps(doc, indent=1, allow_nan=False))
     else:
         w = max(len(r.claim.id) for r in reports)
         pw = max(len("paper"), *(len(r.claim.paper.short()) for r in reports))
         print(f"{'claim':<{w}}  {'paper':<{pw}}  {'holds':<5}  {'max error':>9}  {'tolerance':>9}  {'control':<8}  "
-              f"{'proof':<5}  {'n':>3}  backend")
+              f"{'ctl/tol':>8}  {'proof':<5}  {'n':>3}  backends")
         for r in reports:
             proof = "-" if r.proved is None else ("yes" if r.proved else "FAIL")
-            control = "rejected" if r.negative_control_rejected else "ACCEPTED"
+            control = {"rejected": "rejected", "accepted": "ACCEPTED", "invalid": "INVALID"}[r.control_status]
+            per = ", ".join(f"{b}:{'ok' if v['holds'] else 'NO'}" for b, v in r.backends.items())
             print(f"{r.claim.id:<{w}}  {r.claim.paper.short():<{pw}}  {'yes' if r.holds else 'NO':<5}  {_fmt(r.max_error):>9}  "
-                  f"{_fmt(r.tolerance):>9}  {control:<8}  {proof:<5}  {r.samples:>3}  {r.backend}")
+                  f"{_fmt(r.tolerance):>9}  {control:<8}  {_fmt(r.control_margin):>8}  {proof:<5}  {r.samples:>3}  {per}")
         bad = [r.claim.id for r in reports if not r.ok]
-        print(f"\n{len(reports) - len(bad)}/{len(reports)} claims hold with their negative control rejected ({size} budget, "
-              f"seed {args.seed})" + (f"; FAILED: {bad}" if bad else ""))
+        print(f"\n{len(reports) - len(bad)}/{len(reports)} claims hold on every backend with their negative control rejected "
+              f"by the size of its error ({size} budget, seed {args.seed})" + (f"; FAILED: {bad}" if bad else ""))
+        proofs = [r for r in reports if r.proved is not None]
+        if proofs:
+            print("proof scopes:")
+            for r in proofs:
+                print(f"  {r.claim.id}: {'proved' if r.proved else 'NOT proved'} ({r.proof_scope})")
         for r in reports:
             if not r.ok:
                 print(f"  {r.claim.id}: {r.detail}")
+                if not r.negative_control_rejected:
+                    print(f"    control {r.control_status}: {r.control_detail}")
     return 0 if all(r.ok for r in reports) else 1
 
 

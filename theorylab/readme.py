@@ -20,8 +20,8 @@ def status(claim) -> str:
     r = run_claim(claim, samples=1, seed=0, size="quick")
     if not r.ok:
         return "**FAILS** (`theorylab verify " + claim.id + "`)"
-    proof = ", proved (sympy)" if r.proved else ""
-    return f"holds, control rejected{proof}"
+    proof = f", proved ({r.proof_scope})" if r.proved else ""
+    return f"holds on {', '.join(r.backends)}; control rejected at {r.control_margin:.3g}x tolerance{proof}"
 
 
 def claims_table() -> str:

@@ -202,7 +202,8 @@ def proof_strided(n_max: int = 48, l_max: int = 8) -> Proof:
     lead = sp.limit(closed_form_strided(l, l, 0) / l**3, l, sp.oo)  # n = l², so n^{3/2} = l³
     ok = bool(symbolic and rows_ok and count_ok and lead == sp.Rational(3, 2))
     return Proof(ok, f"strided: block sum = closed form (symbolic q, l, r); rows and counts = definition for n <= {n_max}, "
-                     f"l <= {l_max}; nnz/n^1.5 -> {lead} at l = sqrt(n)")
+                     f"l <= {l_max}; nnz/n^1.5 -> {lead} at l = sqrt(n)",
+                 scope=f"general n, l (symbolic block sum of a retyped closed form); enumeration n <= {n_max}")
 
 
 def proof_fixed(n_max: int = 48, l_max: int = 8) -> Proof:
@@ -223,7 +224,8 @@ def proof_fixed(n_max: int = 48, l_max: int = 8) -> Proof:
     lead = sp.limit(closed_form_fixed(l, l, 0, c) / l**3, l, sp.oo)
     ok = bool(symbolic and count_ok and sp.simplify(lead - (1 + c) / 2) == 0)
     return Proof(ok, f"fixed: block sum = closed form (symbolic q, l, r, c); counts = definition for n <= {n_max}, "
-                     f"l <= {l_max}, all c; nnz/n^1.5 -> {lead} at l = sqrt(n)")
+                     f"l <= {l_max}, all c; nnz/n^1.5 -> {lead} at l = sqrt(n)",
+                 scope=f"general n, l, c (symbolic block sum of a retyped closed form); enumeration n <= {n_max}")
 
 
 def _qr(n: int, l: int) -> tuple[int, int, int]:
@@ -233,7 +235,7 @@ def _qr(n: int, l: int) -> tuple[int, int, int]:
 
 def proof_closed_forms() -> Proof:
     ps = [proof_strided(), proof_fixed()]
-    return Proof(all(p.proved for p in ps), "; ".join(p.detail for p in ps))
+    return Proof(all(p.proved for p in ps), "; ".join(p.detail for p in ps), scope="; ".join(p.scope for p in ps))
 
 
 def _closed_form_verdict(wrong: bool):

@@ -94,7 +94,8 @@ def proof_residuals(length: int = 4, state: int = 2, *, extra_step: bool = False
 def proof(length: int = 4, state: int = 2) -> Proof:
     """Exact: unrolled recurrence == matrix form, all entries symbolic (one channel)."""
     ok = all(r == 0 for r in proof_residuals(length, state))
-    return Proof(ok, f"sympy: unrolled recurrence = M x for L={length}, N={state}, all entries symbolic")
+    return Proof(ok, f"sympy: unrolled recurrence = M x for L={length}, N={state}, all entries symbolic",
+                 scope=f"L={length}, N={state}; retyped formula")
 
 
 CLAIM = register(

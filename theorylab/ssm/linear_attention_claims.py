@@ -107,7 +107,7 @@ def la_proof(L: int = 4, dk: int = 2, dv: int = 2) -> Proof:
         S = S + k[t] * v[t].T
         par = sum(((q[t].T * k[s])[0] * v[s] for s in range(t + 1)), sp.zeros(dv, 1))
         ok = ok and sp.expand(S.T * q[t] - par) == sp.zeros(dv, 1)
-    return Proof(bool(ok), f"sympy: recurrence = (QKᵀ ∘ L)V for L={L}, dk={dk}, dv={dv}, all entries symbolic")
+    return Proof(bool(ok), f"sympy: recurrence = (QKᵀ ∘ L)V for L={L}, dk={dk}, dv={dv}, all entries symbolic", scope=f"L={L}, dk={dk}, dv={dv}; retyped formula")
 
 
 # ---- Cottention ----------------------------------------------------------------------------
@@ -159,7 +159,7 @@ def gl_proof(L: int = 4) -> Proof:
         H = a[n] * H + k[n] * v[n]
         att = sum(q[n] * k[m] * sp.prod(a[m + 1:n + 1]) * v[m] for m in range(n + 1))
         ok = ok and sp.expand(q[n] * H - att) == 0
-    return Proof(bool(ok), f"sympy: recurrence = surrogate attention for L={L}, symbolic gates")
+    return Proof(bool(ok), f"sympy: recurrence = surrogate attention for L={L}, symbolic gates", scope=f"L={L}; retyped formula")
 
 
 # ---- AFT-simple --------------------------------------------------------------------------------
@@ -219,7 +219,7 @@ def hla_proof(L: int = 3, dk: int = 2, dv: int = 1) -> Proof:
         mat = sum(((q[t].T * k[s])[0] * (k[s].T * q[u])[0] * v[u] for s in range(t + 1) for u in range(s + 1)),
                   sp.zeros(dv, 1))
         ok = ok and sp.expand(stream - mat) == sp.zeros(dv, 1)
-    return Proof(bool(ok), f"sympy: streaming HLA = (L∘QKᵀ)(L∘KQᵀ)V for L={L}, dk={dk}, dv={dv}")
+    return Proof(bool(ok), f"sympy: streaming HLA = (L∘QKᵀ)(L∘KQᵀ)V for L={L}, dk={dk}, dv={dv}", scope=f"L={L}, dk={dk}, dv={dv}; retyped formula")
 
 
 # ---- constant state vs growing KV cache --------------------------------------------------------

@@ -93,7 +93,7 @@ def hippo_proof() -> Proof:
     M = A + P * P.T
     ok = ok and sp.simplify(M + M.T + sp.eye(N)) == sp.zeros(N, N)
     return Proof(bool(ok), "sympy: (A+PPᵀ)[n,k] + (A+PPᵀ)[k,n] = 0 (n > k), diagonal = -1/2, symbolic n, k; "
-                 f"exact {N}x{N} matrix")
+                 f"exact {N}x{N} matrix", scope="general n, k (retyped formula)")
 
 
 # ---- the kernel three ways ----------------------------------------------------------------
@@ -163,7 +163,7 @@ def kernel_proof() -> Proof:
 
     ok = all(r == sp.zeros(*r.shape) for r in kernel_proof_residuals())
     return Proof(bool(ok), "sympy: bilinear resolvent rewrite, Woodbury for diag(Λ) - PPᵀ (N=2), "
-                 "truncated generating function (L=4), all symbolic")
+                 "truncated generating function (L=4), all symbolic", scope="N=2, L=4; retyped formula, no iFFT step")
 
 
 # ---- convolution mode = recurrent mode ----------------------------------------------------

@@ -135,7 +135,8 @@ def duality_proof(length: int = 4, state: int = 2, chunk_size: int = 2) -> Proof
         S = [sum(decay(s, end) * x[s] * B[s][n] for s in range(start, end + 1)) for n in range(N)]
         H_in = [decay(start - 1, end) * H_in[n] + S[n] for n in range(N)]
     ok = all(sp.expand(r - m) == 0 and sp.expand(r - c) == 0 for r, m, c in zip(y_rec, y_mat, y_chk))
-    return Proof(bool(ok), f"sympy: recurrence = M x = chunked (Q={Q}) for L={L}, N={N}, decays and entries symbolic")
+    return Proof(bool(ok), f"sympy: recurrence = M x = chunked (Q={Q}) for L={L}, N={N}, decays and entries symbolic",
+                 scope=f"L={L}, N={N}, Q={Q}; retyped formula")
 
 
 # ---------------------------------------------------------------------------------------
