@@ -6,6 +6,7 @@ Profiles (choose with HYPOTHESIS_PROFILE): ``dev`` (25 examples, the default),
 """
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,3 +38,20 @@ def one_thread():
     yield
     torch.set_num_threads(before[0])
     numba.set_num_threads(before[1])
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def load_golden(name: str) -> dict:
+    """The golden-vector file ``tests/data/<name>.json`` (provenance: tests/data/README.md).
+    A missing file raises: a clone must run these tests, never skip them."""
+    import json
+
+    return json.loads((DATA / f"{name}.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def golden():
+    """``golden(name)`` -> the parsed ``tests/data/<name>.json``."""
+    return load_golden
