@@ -1,8 +1,10 @@
+import json
+
 import numpy as np
 import pytest
 
 from theorylab.checks import crossover_length, fit_loglog_slope, identity_verdict, mean_interval, slope_verdict
-from theorylab.claims import Claim, Paper, Verdict, all_claims, run_claim, select
+from theorylab.claims import Claim, Paper, Proof, Verdict, all_claims, run_claim, select
 
 PAPER = Paper("A test paper", 2024, "0000.00000", index=None)
 
@@ -110,3 +112,80 @@ def test_a_statistical_claim_is_one_registration():
     for size in ("quick", "full"):
         r = run_claim(claim, size=size, seed=1)
         assert r.ok and r.size == size and r.samples == 1 and "99% interval" in r.detail
+
+
+def test_combine_holds_only_when_every_backend_holds():
+    parts = {"ref": Verdict.from_error(1e-16, 1e-10), "numba": Verdict.from_error(3e-12, 1e-10),
+             "torch": Verdict.from_error(2e-5, 1e-4)}
+    v = Verdict.combine(parts)
+    assert v.holds and set(v.backends) == {"ref", "numba", "torch"}
+    assert v.error == 2e-5 and v.tolerance == 1e-4  # worst error / tolerance: torch at 0.2
+    bad = Verdict.combine({**parts, "numba": Verdict.from_error(1e-3, 1e-10, detail="index off by one")})
+    assert not bad.holds and bad.error == 1e-3 and "numba" in bad.detail and "off by one" in bad.detail
+    nested = Verdict.combine({"scan": v, "matrix": Verdict.from_error(0.0, 1e-10)})
+    assert set(nested.backends) == {"scan/ref", "scan/numba", "scan/torch", "matrix"}
+    with pytest.raises(ValueError):
+        Verdict.combine({})
+
+
+def test_run_claim_reports_every_backend_and_fails_on_one():
+    def check(rng, size):
+        return Verdict.combine({"ref": Verdict.from_error(0.0, 1e-10), "numba": Verdict.from_error(5e-11, 1e-10),
+                                "torch": Verdict.from_error(rng.uniform(0, 2e-10), 1e-10)})
+
+    r = run_claim(_claim(check, lambda rng, size: Verdict.from_error(0.5, 1e-10)), samples=8, seed=3)
+    assert set(r.backends) == {"ref", "numba", "torch"}
+    assert r.backends["ref"]["holds"] and r.backends["numba"]["holds"]
+    assert not r.backends["torch"]["holds"] and not r.holds and not r.ok  # one backend, one instance: fails
+    assert r.backends["torch"]["max_error"] > 1e-10 and r.backends["numba"]["max_error"] == 5e-11
+    j = r.as_json()
+    assert j["backends"]["torch"]["holds"] is False and j["backends"]["ref"]["max_error"] == 0.0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_control_rejected_by_a_non_finite_error_is_invalid(bad):
+    good = lambda rng, size: Verdict.from_error(0.0, 1e-10)  # noqa: E731
+    r = run_claim(_claim(good, lambda rng, size: Verdict.from_error(bad, 1e-10)), samples=2)
+    assert r.holds and r.control_status == "invalid" and not r.negative_control_rejected and not r.ok
+    assert "proves nothing" in r.control_detail
+    json.dumps(r.as_json(), allow_nan=False)  # strict JSON: non-finite numbers are null
+
+
+def test_a_control_that_raises_is_invalid_and_a_check_that_raises_fails():
+    good = lambda rng, size: Verdict.from_error(0.0, 1e-10)  # noqa: E731
+
+    def shape_mismatch(rng, size):
+        raise ValueError("out and ref differ in shape")
+
+    r = run_claim(_claim(good, shape_mismatch), samples=1)
+    assert r.control_status == "invalid" and not r.ok and "differ in shape" in r.control_detail
+    r = run_claim(_claim(shape_mismatch, lambda rng, size: Verdict.from_error(1.0, 1e-10)), samples=1)
+    assert not r.holds and not r.ok and "differ in shape" in r.detail
+
+
+def test_control_margin_is_the_smallest_control_error_over_tolerance():
+    good = lambda rng, size: Verdict.from_error(0.0, 1e-10)  # noqa: E731
+    errors = iter([3e-8, 2e-9, 5e-7])
+    r = run_claim(_claim(good, lambda rng, size: Verdict.from_error(next(errors), 1e-10)), samples=3)
+    assert r.control_status == "rejected" and r.control_margin == pytest.approx(20.0)
+    assert r.as_json()["negative_control"]["margin"] == pytest.approx(20.0)
+
+
+def test_a_proof_must_state_its_scope():
+    with pytest.raises(ValueError, match="scope"):
+        Proof(True, "sympy: something")
+    p = Proof(True, "sympy: something", scope="L=4; retyped formula")
+
+    def proof():
+        return p
+
+    good = lambda rng, size: Verdict.from_error(0.0, 1e-10)  # noqa: E731
+    r = run_claim(_claim(good, lambda rng, size: Verdict.from_error(1.0, 1e-10), proof=proof), samples=1)
+    assert r.proved and r.proof_scope == "L=4; retyped formula"
+    assert r.as_json()["proof"] == {"proved": True, "scope": "L=4; retyped formula"}
+
+
+def test_every_registered_proof_states_its_scope():
+    for c in all_claims():
+        if c.proof is not None:
+            assert c.proof().scope, c.id

@@ -21,11 +21,18 @@ def test_list_json(capsys):
 
 def test_verify_json_schema_and_exit_code(capsys):
     assert main(["verify", "ssm.selective-scan-is-attention", "--samples", "2", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    text = capsys.readouterr().out
+    out = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    assert out["schema_version"] == C.JSON_SCHEMA_VERSION and out["ok"] is True
     (row,) = out["claims"]
     assert set(row) >= {"id", "paper", "kind", "holds", "max_error", "tolerance", "negative_control_rejected",
-                        "samples", "backend"}
+                        "samples", "backend", "backends", "negative_control", "proof", "error_ratios"}
     assert row["holds"] and row["negative_control_rejected"] and row["samples"] == 2
+    assert {"ref", "numba", "torch"} <= {b.split("/")[-1] for b in row["backends"]}  # every backend a user calls
+    assert all(v["holds"] and v["max_error"] is not None for v in row["backends"].values())
+    ctl = row["negative_control"]
+    assert ctl["status"] == "rejected" and ctl["margin"] > 1  # rejected by a finite error above tolerance
+    assert row["proof"]["proved"] and row["proof"]["scope"]
 
 
 @pytest.fixture
@@ -41,6 +48,26 @@ def broken_claim():
 def test_verify_fails_when_a_control_is_accepted(broken_claim, capsys):
     assert main(["verify", broken_claim.id, "--samples", "1"]) == 1
     assert "ACCEPTED" in capsys.readouterr().out
+
+
+@pytest.fixture
+def nan_control_claim():
+    ok = lambda rng, size: Verdict.from_error(0.0, 1.0)  # noqa: E731
+    nan = lambda rng, size: Verdict.from_error(float("nan"), 1.0)  # noqa: E731
+    claim = Claim(id="ssm.zz-nan-control", paper=Paper("t", 2024, "0"), statement="s", kind="identity",
+                  check=ok, negative_control=nan, controls="a variant that returns NaN")
+    C._REGISTRY[claim.id] = claim
+    yield claim
+    del C._REGISTRY[claim.id]
+
+
+def test_verify_says_a_nan_control_proves_nothing(nan_control_claim, capsys):
+    assert main(["verify", nan_control_claim.id, "--samples", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "INVALID" in out and "proves nothing" in out
+    assert main(["verify", nan_control_claim.id, "--samples", "1", "--json"]) == 1
+    row = json.loads(capsys.readouterr().out)["claims"][0]
+    assert row["negative_control"]["status"] == "invalid" and row["negative_control"]["min_error"] is None
 
 
 def test_unknown_names_exit_with_a_message():
