@@ -79,6 +79,9 @@ def test_check_helpers():
     assert lo < m == 2.0 < hi
     with pytest.raises(ValueError, match="positive"):
         fit_loglog_slope([1, 2], [0, 1])
+    with pytest.raises(ValueError, match="positive"):
+        fit_loglog_slope([0, 2], [1, 2])
+    assert fit_loglog_slope([1, 4], [0.25, 1.0]) == pytest.approx(1.0)  # values below 1 are valid
 
 
 def test_crossover_length():

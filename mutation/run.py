@@ -1,0 +1,163 @@
+"""Mutation testing of theorylab's claim-bearing modules, with cosmic-ray.
+
+Each target module is mutated one single-line change at a time (an operator swapped, a
+constant moved by one, a comparison loosened, a loop skipped); a mutant is *killed* when
+``theorylab verify`` on the module's claims, or the module's tests, fail on it.  The score is
+killed / (killed + survived) over the mutants run.
+
+Why cosmic-ray: it runs any kill command (here ``theorylab verify`` and pytest), and it edits
+the source file itself, so numba kernels are mutated and recompiled like any other code (a
+mutator that rewrites functions into trampolines cannot reach code numba compiles).  Because it
+edits files in place, every run happens in a scratch ``git worktree`` of HEAD, never in the
+checkout you work in.
+
+Usage (from the repository root; ``pip install cosmic-ray``)::
+
+    python mutation/run.py --list
+    python mutation/run.py theorylab/ssm/selective.py [--sample 40] [--seed 0] [--timeout 300]
+
+``--sample N`` runs a uniform, seeded sample of N mutants (all when N >= their number).  Results
+go to ``mutation/results/<module>.json`` (score, every survivor with its diff); docs/mutation.md
+records the scores and what each survivor means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "mutation" / "results"
+
+# module -> (claims verified, tests run); both must pass for a mutant to survive
+TARGETS: dict[str, tuple[list[str], list[str]]] = {
+    "theorylab/claims.py": (["ssm.ssd-linear-attention"], ["tests/core/test_claims.py", "tests/core/test_cli.py"]),
+    "theorylab/checks.py": (["ssm.ssd-linear-attention"], ["tests/core/test_claims.py"]),
+}
+
+# The operators that make the single-line bugs kernel authors make: + <-> -, * <-> /,
+# a constant off by one, a strict comparison made loose (and back), a sign dropped, a loop
+# skipped, a condition negated.  Left out: swaps to operators no one confuses (<<, |, %),
+# removing decorators (dropping @njit leaves the same math: equivalent by design),
+# exception and variable replacement.
+KEEP = [
+    r"core/ReplaceBinaryOperator_(Add_Sub|Sub_Add|Mul_Div|Div_Mul|Add_Mul|Mul_Add|Sub_Mul|Pow_Mul|FloorDiv_Mul)$",
+    r"core/ReplaceComparisonOperator_(Lt_LtE|LtE_Lt|Gt_GtE|GtE_Gt|Lt_Gt|Gt_Lt|LtE_GtE|GtE_LtE|Eq_NotEq|NotEq_Eq|Is_IsNot|IsNot_Is)$",
+    r"core/NumberReplacer$",
+    r"core/ReplaceUnaryOperator_(USub_UAdd|Delete_USub|Delete_Not)$",
+    r"core/(ZeroIterationForLoop|ReplaceTrueWithFalse|ReplaceFalseWithTrue|ReplaceAndWithOr|ReplaceOrWithAnd|AddNot|ReplaceBreakWithContinue)$",
+]
+
+
+def kill_command(claims: list[str], tests: list[str]) -> str:
+    verify = f"{sys.executable} -m theorylab verify {' '.join(claims)} --samples 2"
+    pytest = f"env HYPOTHESIS_PROFILE=dev {sys.executable} -m pytest -x -q -p no:cacheprovider {' '.join(tests)}"
+    return "bash -c " + shlex.quote(f"{verify} >/dev/null 2>&1 && {pytest} >/dev/null 2>&1")
+
+
+def _config(module: str, claims, tests, timeout: float) -> str:
+    return "\n".join([
+        "[cosmic-ray]",
+        f'module-path = "{module}"',
+        f"timeout = {timeout}",
+        "excluded-modules = []",
+        f"test-command = {json.dumps(kill_command(claims, tests))}",
+        "",
+        "[cosmic-ray.distributor]",
+        'name = "local"',
+        "",
+    ])
+
+
+def _select(db_path: Path, sample: int, seed: int) -> dict:
+    """Skip the mutants of operators outside KEEP, then all but a seeded sample of the rest."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    keep = re.compile("|".join(f"(?:{k})" for k in KEEP))
+    with use_db(str(db_path), WorkDB.Mode.open) as db:
+        items = list(db.pending_work_items)
+        kept = [w for w in items if all(keep.match(m.operator_name) for m in w.mutations)]
+        chosen = set(w.job_id for w in random.Random(seed).sample(kept, min(sample, len(kept))))
+        for w in items:
+            if w.job_id not in chosen:
+                why = "not sampled" if w in kept else "operator not kept"
+                db.set_result(w.job_id, WorkResult(output=why, worker_outcome=WorkerOutcome.SKIPPED))
+    return {"mutants": len(items), "kept_operators": len(kept), "run": len(chosen)}
+
+
+def run(module: str, sample: int, seed: int, timeout: float) -> dict:
+    claims, tests = TARGETS[module]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    work = Path(tempfile.mkdtemp(prefix="theorylab-mutation-"))
+    tree = work / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", str(tree), head], cwd=ROOT, check=True, capture_output=True)
+    t0 = time.time()
+    try:
+        (work / "cr.toml").write_text(_config(module, claims, tests, timeout))
+        db = work / "session.sqlite"
+        subprocess.run(["cosmic-ray", "init", str(work / "cr.toml"), str(db)], cwd=tree, check=True)
+        counts = _select(db, sample, seed)
+        print(f"[mutation] {module}: {counts}", flush=True)
+        subprocess.run(["cosmic-ray", "exec", str(work / "cr.toml"), str(db)], cwd=tree, check=True)
+        dump = subprocess.run(["cosmic-ray", "dump", str(db)], cwd=tree, check=True, capture_output=True, text=True).stdout
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+    killed, survivors, incompetent = 0, [], 0
+    for line in dump.splitlines():
+        item, result = json.loads(line)
+        if not result or result.get("worker_outcome") == "skipped":
+            continue
+        outcome = result.get("test_outcome")
+        m = item["mutations"][0]
+        if outcome == "killed":
+            killed += 1
+        elif outcome == "survived":
+            survivors.append({"operator": m["operator_name"], "occurrence": m["occurrence"],
+                              "line": m["start_pos"][0], "diff": result.get("diff", "")})
+        else:
+            incompetent += 1
+    ran = killed + len(survivors)
+    out = {"module": module, "claims": claims, "tests": tests, "commit": head, "seed": seed, "sample": sample,
+           **counts, "killed": killed, "survived": len(survivors), "incompetent": incompetent,
+           "score": killed / ran if ran else None, "seconds": round(time.time() - t0),
+           "kill_command": kill_command(claims, tests), "operators": KEEP, "survivors": survivors}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / (module.replace("/", "__").removesuffix(".py") + ".json")).write_text(json.dumps(out, indent=1) + "\n")
+    print(f"[mutation] {module}: killed {killed}/{ran} ({out['score']:.0%}), {incompetent} incompetent, "
+          f"{out['seconds']} s", flush=True)
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("modules", nargs="*")
+    p.add_argument("--list", action="store_true", help="the target modules with their claims and tests")
+    p.add_argument("--sample", type=int, default=40)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant (a hang counts as killed)")
+    a = p.parse_args(argv)
+    if a.list or not a.modules:
+        for m, (c, t) in TARGETS.items():
+            print(f"{m}\n    claims: {' '.join(c)}\n    tests:  {' '.join(t)}")
+        return 0
+    unknown = [m for m in a.modules if m not in TARGETS]
+    if unknown:
+        p.error(f"unknown modules {unknown}; see --list")
+    for m in a.modules:
+        run(m, a.sample, a.seed, a.timeout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
