@@ -111,7 +111,7 @@ def ssd_section(device, smoke):
     import torch
 
     from theorylab.ssm import ssd
-    from theorylab.ssm._ssd_torch import ssd_chunked_torch
+    from theorylab.ssm._duality_torch import ssd_chunked_torch
     from theorylab.ssm.duality import make_inputs, ssd_ref
     from theorylab.tolerances import compare
 

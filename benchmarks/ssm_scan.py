@@ -6,7 +6,7 @@
 
 Measured, float32, same inputs:
 
-* ``numba``: ``theorylab.ssm._numba.selective_scan_numba`` (what ``selective_scan(...,
+* ``numba``: ``theorylab.ssm._selective_numba.selective_scan_numba`` (what ``selective_scan(...,
   backend="numba")`` runs after validation), compiled before timing;
 * ``torch_loop``: the baseline a user would otherwise write, Mamba's CPU reference
   ``selective_scan_ref`` in its (batch, channels, length) layout (given as transposed views):
@@ -57,7 +57,7 @@ def main(argv=None) -> dict:
     import torch
 
     from theorylab.ssm import make_inputs, selective_scan, selective_scan_ref
-    from theorylab.ssm._numba import selective_scan_numba
+    from theorylab.ssm._selective_numba import selective_scan_numba
     from theorylab.tolerances import compare
 
     p = bench_parser(__doc__.splitlines()[0])

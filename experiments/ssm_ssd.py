@@ -28,7 +28,7 @@ from theorylab.checks import crossover_length, fit_loglog_slope
 from theorylab.experiment import progress, run_experiment
 from theorylab.ssm import ssd, ssd_matrix
 from theorylab.ssm.duality import make_inputs, ssd_chunked_ref, ssd_ref
-from theorylab.ssm.ssd_claims import long_inputs, naive_cumsum_ssd
+from theorylab.ssm.duality_claims import long_inputs, naive_cumsum_ssd
 from theorylab.tolerances import compare
 
 STEM = "ssm_ssd"

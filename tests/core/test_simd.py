@@ -132,7 +132,7 @@ def _host_has_avx512() -> bool:
 def test_ssd_step_kernel_uses_512_bit_registers(dtype):
     """On an AVX-512 host the SSD step kernel does its FMAs on zmm registers (LLVM's own
     vectorizer would pick 256-bit ymm there), with no scalar FMA in the hot loop."""
-    from theorylab.ssm import _ssd_numba as K
+    from theorylab.ssm import _duality_numba as K
 
     kernel = njit(fastmath=K._FLAGS)(K._steps.py_func)  # fresh, uncached: cached code cannot be inspected
     W = 64 // np.dtype(dtype).itemsize

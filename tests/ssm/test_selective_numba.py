@@ -16,13 +16,8 @@ pytest.importorskip("numba", reason="numba backend not installed")
 import numba  # noqa: E402
 
 from theorylab.ssm import make_inputs, selective_attention_matrix_ref, selective_scan_ref  # noqa: E402
-from theorylab.ssm._numba import (  # noqa: E402
-    _channel_block,
-    selective_attention_matrix_numba,
-    selective_scan_numba,
-    vexp,
-    vexp_array,
-)
+from theorylab.ssm._selective_numba import _channel_block, selective_attention_matrix_numba, selective_scan_numba  # noqa: E402
+from theorylab.ssm._vexp import vexp, vexp_array  # noqa: E402
 from theorylab.tolerances import assert_close  # noqa: E402
 
 F32_TINY = float(np.finfo(np.float32).tiny)  # 2^-126, below it vexp flushes to 0
@@ -221,7 +216,7 @@ def test_scan_kernel_vectorizes(dtype):
 
     from numba import njit
 
-    from theorylab.ssm import _numba as K
+    from theorylab.ssm import _selective_numba as K
 
     # a fresh, uncached compile of the same source: cached code cannot be inspected
     kernel = njit(parallel=True, fastmath=K._CONTRACT)(K._scan_kernel.py_func)

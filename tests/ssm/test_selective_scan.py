@@ -22,7 +22,7 @@ from theorylab.ssm import (
     selective_scan,
     selective_scan_ref,
 )
-from theorylab.ssm.hidden_attention import negative_control, proof, proof_residuals
+from theorylab.ssm.selective_claims import negative_control, proof, proof_residuals
 from theorylab.tolerances import assert_close
 from theorylab.testing import seeds
 

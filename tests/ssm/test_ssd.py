@@ -376,7 +376,7 @@ def test_claim_holds_and_control_is_rejected(claim_id):
 
 
 def test_duality_proof():
-    from theorylab.ssm.ssd_claims import duality_proof
+    from theorylab.ssm.duality_claims import duality_proof
 
     proof = duality_proof(length=5, state=2, chunk_size=2)
     assert proof.proved, proof.detail
@@ -386,7 +386,7 @@ def test_duality_proof():
        seed=seed_st)
 def test_states_entering_chunks_equal_the_chunk_loop(nc, g, seed):
     """The blocked inter-chunk recurrence (blocks of ~sqrt(nc) chunks) = the plain loop over chunks."""
-    from theorylab.ssm._ssd_torch import _states_entering
+    from theorylab.ssm._duality_torch import _states_entering
 
     rng = np.random.default_rng(seed)
     S = rng.standard_normal((g, nc, 2, 3))

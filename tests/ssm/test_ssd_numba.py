@@ -16,7 +16,7 @@ pytest.importorskip("numba", reason="numba backend not installed")
 import numba  # noqa: E402
 
 from theorylab.ssm import ssd  # noqa: E402
-from theorylab.ssm._ssd_numba import _RUN, _STEPS, ssd_numba  # noqa: E402
+from theorylab.ssm._duality_numba import _RUN, _STEPS, ssd_numba  # noqa: E402
 from theorylab.ssm.duality import make_inputs, ssd_ref  # noqa: E402
 from theorylab.tolerances import assert_close  # noqa: E402
 
@@ -81,7 +81,7 @@ _BOUNDS_SCRIPT = """
 import numpy as np
 from numba import njit
 from theorylab import _simd as S
-from theorylab.ssm._ssd_numba import ssd_numba
+from theorylab.ssm._duality_numba import ssd_numba
 from theorylab.ssm.duality import make_inputs, ssd_ref
 
 @njit

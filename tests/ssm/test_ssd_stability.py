@@ -13,7 +13,7 @@ from theorylab.backends import numba_available
 from theorylab.claims import get, run_claim
 from theorylab.ssm import ssd
 from theorylab.ssm.duality import ssd_ref
-from theorylab.ssm.ssd_claims import STABILITY_RTOL, long_inputs, naive_cumsum_ssd
+from theorylab.ssm.duality_claims import STABILITY_RTOL, long_inputs, naive_cumsum_ssd
 from theorylab.tolerances import assert_close, compare
 
 

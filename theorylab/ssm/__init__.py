@@ -22,9 +22,9 @@ from .selective import (
     selective_scan,
     selective_scan_ref,
 )
-from . import hidden_attention as _hidden_attention  # noqa: F401  (registers the claim)
+from . import selective_claims as _selective_claims  # noqa: F401  (registers the selective-scan claim)
 from .duality import ssd, ssd_matrix
-from . import ssd_claims as _ssd_claims  # noqa: F401  (registers the SSD claims)
+from . import duality_claims as _duality_claims  # noqa: F401  (registers the SSD claims)
 from . import implicit_attention  # noqa: F401  (#6: whole layers as implicit attention; registers its claim)
 from . import dsf  # noqa: F401  (#49: the dynamical systems framework; registers its claim)
 from .s4 import (

@@ -15,7 +15,7 @@ Unrolling gives the *dual* (attention) form  Y = M X  with the SSD matrix
     M[t, s] = L[t, s] · <C_t, B_s>,     L[t, s] = Π_{k=s+1..t} a_k = exp(Σ_{k=s+1..t} log_a_k)
 
 for s <= t and M[t, s] = 0 above the diagonal, i.e. M = L ∘ (C Bᵀ).  Three facts follow
-and are checked as claims (:mod:`theorylab.ssm.ssd_claims`):
+and are checked as claims (:mod:`theorylab.ssm.duality_claims`):
 
 * **duality / chunking**: the recurrence, the quadratic form M X and the *chunked*
   algorithm agree for every chunk size Q.  Cutting the sequence into chunks of Q steps,
@@ -204,14 +204,14 @@ def ssd(X, log_a, B, C, *, chunk_size=64, backend="auto"):
     if backend == "torch":
         import torch
 
-        from ._ssd_torch import ssd_chunked_torch
+        from ._duality_torch import ssd_chunked_torch
 
         args = [v if kind == "torch" else torch.from_numpy(v) for v in (X, log_a, B, C)]
         Y = ssd_chunked_torch(*args, chunk_size=Q)
     elif backend == "ref":
         Y = ssd_ref(*(to_numpy(v) for v in (X, log_a, B, C)))
     else:
-        from ._ssd_numba import ssd_numba
+        from ._duality_numba import ssd_numba
 
         dtype = np.float64 if V.dtype_name(X) == "float64" else np.float32
         Y, finite = ssd_numba(*(to_numpy(v, dtype) for v in (X, log_a, B, C)), chunk_size=Q)

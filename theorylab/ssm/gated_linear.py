@@ -63,6 +63,7 @@ from .selective import scan_combine
 __all__ = [
     "gateloop",
     "gateloop_recurrent",
+    "gateloop_step",
     "gateloop_scan",
     "gateloop_attention",
     "aft_simple",
@@ -79,16 +80,29 @@ COMPLEX = {"float32": np.complex64, "float64": np.complex128}
 # ---------------------------------------------------------------------------------------
 # GateLoop
 # ---------------------------------------------------------------------------------------
+DECAYS = ("moderate", "extreme", "unit")
+
+
 def make_gateloop_inputs(rng: np.random.Generator, *, batch=1, length=8, heads=2, dk=3, dv=5, scalar_gate=False,
-                         dtype=np.float64) -> dict:
-    """q, k ~ N(0, 1/dk), v ~ N(0, 1); gates a = r e^{iθ}, r ~ U[0.5, 1], θ ~ U[-π, π]."""
+                         decay="moderate", dtype=np.float64) -> dict:
+    """q, k ~ N(0, 1/dk), v ~ N(0, 1); gates a = r e^{iθ}, θ ~ U[-π, π], with modulus r:
+
+    ``decay="moderate"``: r ~ U[0.5, 1]; ``"extreme"``: r = e^{-U[0, 60]} (down to ~1e-26:
+    products of a few gates underflow to 0, so a form that divides cumulative products
+    gives 0/0, and a segment sum taken as a difference of cumulative sums loses its digits);
+    ``"unit"``: r = 1 (rotations only, nothing decays).
+    """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
+    if decay not in DECAYS:
+        raise ValueError(f"decay must be one of {DECAYS}; got {decay!r}")
     b, L, h, dk, dv = (int(x) for x in (batch, length, heads, dk, dv))
     if min(b, L, h, dk, dv) < 1:
         raise ValueError(f"sizes must be >= 1; got batch={b}, length={L}, heads={h}, dk={dk}, dv={dv}")
     gshape = (b, L, h) if scalar_gate else (b, L, h, dk)
-    a = rng.uniform(0.5, 1.0, gshape) * np.exp(1j * rng.uniform(-np.pi, np.pi, gshape))
+    r = {"moderate": lambda: rng.uniform(0.5, 1.0, gshape), "extreme": lambda: np.exp(-rng.uniform(0.0, 60.0, gshape)),
+         "unit": lambda: np.ones(gshape)}[decay]()
+    a = r * np.exp(1j * rng.uniform(-np.pi, np.pi, gshape))
     out = {"q": rng.standard_normal((b, L, h, dk)) / np.sqrt(dk), "k": rng.standard_normal((b, L, h, dk)) / np.sqrt(dk),
            "v": rng.standard_normal((b, L, h, dv))}
     out = {key: val.astype(dtype) for key, val in out.items()}
@@ -110,9 +124,18 @@ def gateloop_recurrent(q, k, v, a, initial_state=None):
     H = np.zeros((b, h, dk, v.shape[3]), complex) if initial_state is None else np.array(initial_state, np.complex128)
     y = np.empty((b, L, h, v.shape[3]), complex)
     for t in range(L):
-        H = a[:, t, :, :, None] * H + k[:, t, :, :, None] * v[:, t, :, None, :]  # (b, h, dk, dv)
-        y[:, t] = np.einsum("bhk,bhkv->bhv", q[:, t], H)
+        H, y[:, t] = gateloop_step(H, q[:, t], k[:, t], v[:, t], a[:, t])  # (b, h, dk, dv), (b, h, dv)
     return y, H
+
+
+def gateloop_step(H, q_t, k_t, v_t, a_t):
+    """One step: H_t = diag(a_t) H_{t-1} + k_t v_tᵀ, y_t = q_tᵀ H_t.  Returns (H_t, y_t).
+
+    H (..., dk, dv); q_t, k_t, a_t (..., dk); v_t (..., dv).  Plain broadcasting and sums, so
+    it also runs on object arrays of sympy symbols (the claim's induction-step proof).
+    """
+    H = a_t[..., :, None] * H + k_t[..., :, None] * v_t[..., None, :]  # (..., dk, dv)
+    return H, (q_t[..., :, None] * H).sum(axis=-2)  # (..., dv)
 
 
 def gateloop_scan(q, k, v, a, initial_state=None):
@@ -150,7 +173,7 @@ def gateloop_attention(q, k, v, a, *, mask_from: int = 1):
 
 def _gateloop_torch(q, k, v, a, H0, chunk_size=64):
     """Chunked associative scan in torch (complex), carrying H between chunks."""
-    from ._torch_scan import _prefix_scan
+    from ._prefix_scan import _prefix_scan
 
     ctype = a.dtype
     H, ys = H0, []
@@ -213,7 +236,7 @@ def gateloop(q, k, v, a, *, initial_state=None, return_final_state=False, chunk_
             initial_state if kind == "torch" else torch.from_numpy(initial_state))
         y, H = _gateloop_torch(qt, kt, vt, at, H0, int(chunk_size))
     elif backend == "numba":
-        from ._linear_attention_numba import gateloop_recurrent as kernel
+        from ._gated_linear_numba import gateloop_recurrent as kernel
 
         dt = np.float64 if V.dtype_name(q) == "float64" else np.float32
         qn, kn, vn = (np.ascontiguousarray(to_numpy(x, dt)) for x in (q, k, v))
@@ -333,7 +356,7 @@ def aft_simple(q, k, v, *, initial_state=None, return_final_state=False, backend
         args = [x if x is None or kind == "torch" else torch.from_numpy(x) for x in (q, k, v, initial_state)]
         y, st = _aft_torch(*args)
     elif backend == "numba":
-        from ._linear_attention_numba import aft_recurrent
+        from ._gated_linear_numba import aft_recurrent
 
         dt = np.float64 if V.dtype_name(q) == "float64" else np.float32
         qn, kn, vn = (np.ascontiguousarray(to_numpy(x, dt)) for x in (q, k, v))

@@ -40,6 +40,7 @@ import numpy as np
 
 from .. import _validate as V
 from ..backends import like_input, resolve_backend, to_numpy
+from ._prefix_scan import scan_combine  # the associative combine of two steps (re-exported)
 from ._segsum import segsum
 
 __all__ = [
@@ -143,16 +144,6 @@ def selective_attention_matrix_ref(delta, A, B, C):
     return M
 
 
-def scan_combine(first, second):
-    """Compose two affine steps h -> a ⊙ h + b: first ``(a, b)``, then ``(a2, b2)``.
-
-    ``(a, b) ∘ (a2, b2) = (a2 a, a2 b + b2)``.  Works on numpy arrays and tensors alike.
-    """
-    a, b = first
-    a2, b2 = second
-    return a2 * a, a2 * b + b2
-
-
 # ---------------------------------------------------------------------------------------
 # public API
 # ---------------------------------------------------------------------------------------
@@ -169,7 +160,7 @@ def selective_scan(x, delta, A, B, C, D=None, *, initial_state=None, return_fina
     kind = _validate(x, delta, A, B, C, D, initial_state)
     backend = resolve_backend(backend, (x,), valid=BACKENDS)
     if backend == "torch":
-        from ._torch_scan import selective_scan_torch
+        from ._selective_torch import selective_scan_torch
 
         import torch
 
@@ -181,7 +172,7 @@ def selective_scan(x, delta, A, B, C, D=None, *, initial_state=None, return_fina
         if backend == "ref":
             y, h = selective_scan_ref(*xs)
         else:
-            from ._numba import selective_scan_numba
+            from ._selective_numba import selective_scan_numba
 
             y, h = selective_scan_numba(*xs)
     y, h = like_input(y, x), like_input(h, x)
@@ -199,7 +190,7 @@ def selective_attention_matrix(delta, A, B, C, *, backend="auto"):
     kind = _validate(None, delta, A, B, C, need_x=False)
     backend = resolve_backend(backend, (delta,), valid=BACKENDS)
     if backend == "torch":
-        from ._torch_scan import selective_attention_matrix_torch
+        from ._selective_torch import selective_attention_matrix_torch
 
         import torch
 
@@ -208,7 +199,7 @@ def selective_attention_matrix(delta, A, B, C, *, backend="auto"):
     elif backend == "ref":
         M = selective_attention_matrix_ref(*(to_numpy(v) for v in (delta, A, B, C)))
     else:
-        from ._numba import selective_attention_matrix_numba
+        from ._selective_numba import selective_attention_matrix_numba
 
         dtype = np.float64 if V.dtype_name(delta) == "float64" else np.float32
         M = selective_attention_matrix_numba(*(to_numpy(v, dtype) for v in (delta, A, B, C)))

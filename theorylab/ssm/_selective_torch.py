@@ -16,23 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from ._prefix_scan import _prefix_scan
 from ._segsum import segsum_torch
-from .selective import scan_combine
-
-
-def _prefix_scan(a: torch.Tensor, b: torch.Tensor, dim: int = 1):
-    """Inclusive Hillis-Steele scan of affine steps along ``dim`` (no in-place ops)."""
-    T = a.shape[dim]
-    shift = 1
-    while shift < T:
-        # step t combines with the prefix ending at t - shift: first (a, b)[t-shift], then (a, b)[t]
-        head_a, tail_a = a.narrow(dim, 0, shift), a.narrow(dim, 0, T - shift)
-        head_b, tail_b = b.narrow(dim, 0, shift), b.narrow(dim, 0, T - shift)
-        new_a, new_b = scan_combine((tail_a, tail_b), (a.narrow(dim, shift, T - shift), b.narrow(dim, shift, T - shift)))
-        a = torch.cat([head_a, new_a], dim=dim)
-        b = torch.cat([head_b, new_b], dim=dim)
-        shift *= 2
-    return a, b
 
 
 def selective_scan_torch(x, delta, A, B, C, D=None, initial_state=None, *, chunk_size: int = 64):
