@@ -7,6 +7,13 @@
 * ``theorylab reproduce [EXPERIMENT ...] [--quick] [--out DIR]``: runs experiment
   scripts, writing ``<stem>.png`` and ``<stem>.json``.
 * ``theorylab bench [NAME ...] [--smoke]``: runs benchmark scripts, printing ratios.
+
+Exit codes: ``0`` every claim holds (or the command succeeded), ``1`` a claim fails, a
+control is accepted or invalid, or a proof fails, ``2`` a usage error (unknown claim, theme,
+experiment or benchmark; ``--samples`` < 1; negative ``--seed``; an ``--out`` that is not a
+writable folder), reported on stderr before anything is computed.  Output into a pipe that
+closes early (``theorylab list | head -1``) ends quietly with the command's own exit code.
+``--json`` output is strict JSON: non-finite numbers are ``null``.
 """
 
 from __future__ import annotations
@@ -14,19 +21,35 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
 from . import claims as C
-from .experiment import progress, repo_root
+from .experiment import check_out_dir, progress, repo_root
+
+USAGE_ERROR = 2
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _emit(text: str = "") -> None:
+    """``print`` that survives a reader closing the pipe: later output goes to /dev/null."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _scripts(folder: str) -> dict[str, Path]:
     d = repo_root() / folder
     if not d.is_dir():
-        raise SystemExit(
-            f"theorylab: no {folder}/ folder at {d}; `reproduce` and `bench` run from a source checkout "
-            "(pip install -e .)"
+        raise _UsageError(
+            f"no {folder}/ folder at {d}; `reproduce` and `bench` run from a source checkout (pip install -e .)"
         )
     return {p.stem: p for p in sorted(d.glob("*.py")) if not p.name.startswith("_") and p.stem != "gpu_check"}
 
@@ -37,14 +60,14 @@ def _run_script(path: Path, argv: list[str]):
     sys.modules[spec.name] = mod  # dataclasses look their module up here
     spec.loader.exec_module(mod)
     if not hasattr(mod, "main"):
-        raise SystemExit(f"theorylab: {path} has no main(argv)")
+        raise _UsageError(f"{path} has no main(argv)")
     return mod.main(argv)
 
 
 def _pick(available: dict, names: list[str], what: str) -> list[str]:
     unknown = [n for n in names if n not in available]
     if unknown:
-        raise SystemExit(f"theorylab: unknown {what} {unknown}; available: {sorted(available)}")
+        raise _UsageError(f"unknown {what} {unknown}; available: {sorted(available)}")
     return names or sorted(available)
 
 
@@ -56,13 +79,13 @@ def cmd_list(args) -> int:
              "statement": c.statement, "module": c.module, "test": c.test, "negative_control": c.controls}
             for c in claims
         ]
-        print(json.dumps({"claims": rows}, indent=1))
+        _emit(json.dumps({"claims": rows}, indent=1))
         return 0
     w = max(len(c.id) for c in claims)
     pw = max(len("paper"), *(len(c.paper.short()) for c in claims))
-    print(f"{'claim':<{w}}  {'kind':<11}  {'paper':<{pw}}  experiment")
+    _emit(f"{'claim':<{w}}  {'kind':<11}  {'paper':<{pw}}  experiment")
     for c in claims:
-        print(f"{c.id:<{w}}  {c.kind:<11}  {c.paper.short():<{pw}}  {c.experiment or '-'}")
+        _emit(f"{c.id:<{w}}  {c.kind:<11}  {c.paper.short():<{pw}}  {c.experiment or '-'}")
     return 0
 
 
@@ -74,7 +97,7 @@ def cmd_verify(args) -> int:
     try:
         claims = C.select(args.claims)
     except ValueError as e:
-        raise SystemExit(f"theorylab: {e}")
+        raise _UsageError(str(e)) from None
     size = "full" if args.full else "quick"
     reports = []
     for claim in progress(claims, desc=f"verify ({size})") if not args.json else claims:
@@ -82,37 +105,42 @@ def cmd_verify(args) -> int:
     if args.json:
         doc = {"schema_version": C.JSON_SCHEMA_VERSION, "size": size, "seed": args.seed,
                "ok": all(r.ok for r in reports), "claims": [r.as_json() for r in reports]}
-        print(json.dumps(doc, indent=1, allow_nan=False))
+        _emit(json.dumps(doc, indent=1, allow_nan=False))
     else:
         w = max(len(r.claim.id) for r in reports)
         pw = max(len("paper"), *(len(r.claim.paper.short()) for r in reports))
-        print(f"{'claim':<{w}}  {'paper':<{pw}}  {'holds':<5}  {'max error':>9}  {'tolerance':>9}  {'control':<8}  "
+        _emit(f"{'claim':<{w}}  {'paper':<{pw}}  {'holds':<5}  {'max error':>9}  {'tolerance':>9}  {'control':<8}  "
               f"{'ctl/tol':>8}  {'proof':<5}  {'n':>3}  backends")
         for r in reports:
             proof = "-" if r.proved is None else ("yes" if r.proved else "FAIL")
             control = {"rejected": "rejected", "accepted": "ACCEPTED", "invalid": "INVALID"}[r.control_status]
             per = ", ".join(f"{b}:{'ok' if v['holds'] else 'NO'}" for b, v in r.backends.items())
-            print(f"{r.claim.id:<{w}}  {r.claim.paper.short():<{pw}}  {'yes' if r.holds else 'NO':<5}  {_fmt(r.max_error):>9}  "
+            _emit(f"{r.claim.id:<{w}}  {r.claim.paper.short():<{pw}}  {'yes' if r.holds else 'NO':<5}  {_fmt(r.max_error):>9}  "
                   f"{_fmt(r.tolerance):>9}  {control:<8}  {_fmt(r.control_margin):>8}  {proof:<5}  {r.samples:>3}  {per}")
         bad = [r.claim.id for r in reports if not r.ok]
-        print(f"\n{len(reports) - len(bad)}/{len(reports)} claims hold on every backend with their negative control rejected "
+        _emit(f"\n{len(reports) - len(bad)}/{len(reports)} claims hold on every backend with their negative control rejected "
               f"by the size of its error ({size} budget, seed {args.seed})" + (f"; FAILED: {bad}" if bad else ""))
         proofs = [r for r in reports if r.proved is not None]
         if proofs:
-            print("proof scopes:")
+            _emit("proof scopes:")
             for r in proofs:
-                print(f"  {r.claim.id}: {'proved' if r.proved else 'NOT proved'} ({r.proof_scope})")
+                _emit(f"  {r.claim.id}: {'proved' if r.proved else 'NOT proved'} ({r.proof_scope})")
         for r in reports:
             if not r.ok:
-                print(f"  {r.claim.id}: {r.detail}")
+                _emit(f"  {r.claim.id}: {r.detail}")
                 if not r.negative_control_rejected:
-                    print(f"    control {r.control_status}: {r.control_detail}")
+                    _emit(f"    control {r.control_status}: {r.control_detail}")
     return 0 if all(r.ok for r in reports) else 1
 
 
 def cmd_reproduce(args) -> int:
     scripts = _scripts("experiments")
     names = _pick(scripts, args.experiments, "experiment")
+    if args.out is not None:
+        try:
+            check_out_dir(args.out)
+        except ValueError as e:
+            raise _UsageError(str(e)) from None
     argv = (["--quick"] if args.quick else []) + (["--out", str(args.out)] if args.out else [])
     for name in progress(names, desc="reproduce"):
         _run_script(scripts[name], argv)
@@ -131,7 +159,7 @@ def cmd_bench(args) -> int:
 def cmd_readme_table(args) -> int:
     from .readme import claims_table
 
-    print(claims_table())
+    _emit(claims_table())
     return 0
 
 
@@ -144,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("verify", help="check claims and reject their negative controls")
     s.add_argument("claims", nargs="*", help="claim ids or themes (default: all)")
     s.add_argument("--samples", type=int, default=None, help="random instances per claim (default: the claim's own)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=_seed, default=0, help="a non-negative integer (default 0)")
     s.add_argument("--full", action="store_true", help="full budget (larger sizes, longer statistical runs)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_verify)
@@ -162,11 +190,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seed must be a non-negative integer; got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"--seed must be a non-negative integer; got {v}")
+    return v
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    if getattr(args, "samples", None) is not None and args.samples < 1:
-        raise SystemExit("theorylab: --samples must be >= 1")
-    return args.func(args)
+    """Run one command; returns its exit code (see the module docstring)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)  # argparse exits with 2 on its own usage errors
+    try:
+        if getattr(args, "samples", None) is not None and args.samples < 1:
+            raise _UsageError(f"--samples must be >= 1; got {args.samples}")
+        return args.func(args)
+    except _UsageError as e:
+        sys.stderr.write(f"theorylab: {e}\n")
+        return USAGE_ERROR
 
 
 if __name__ == "__main__":

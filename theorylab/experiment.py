@@ -17,8 +17,10 @@ An experiment script is::
 
 ``run_experiment`` parses ``--quick``, ``--out DIR`` and the config flags, prints the
 config, runs ``compute``, and writes ``<out>/<stem>.json`` (data + provenance: command,
-config, seeds, package versions, git commit) and ``<out>/<stem>.png``, each atomically
-(temp file + rename).  The same command gives the same data: all randomness comes from
+config, seeds, package versions, git commit) and ``<out>/<stem>.png`` together: both are
+written to temporaries and renamed only when both are complete, so an interrupted run leaves
+the previous pair (or none) and never a JSON without its PNG.  ``--out`` is checked before any
+computation.  Files get the mode the umask gives.  The same command gives the same data: all randomness comes from
 the config's seeds.
 """
 
@@ -36,7 +38,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["run_experiment", "provenance", "progress", "apply_style", "atomic_write", "repo_root", "default_out"]
+__all__ = ["strict_json", "run_experiment", "provenance", "progress", "apply_style", "atomic_write", "atomic_write_all", "check_out_dir",
+           "remove_stale_temporaries", "repo_root", "default_out"]
 
 
 def repo_root() -> Path:
@@ -82,18 +85,67 @@ def provenance(cfg, argv) -> dict:
     }
 
 
+def _umask_mode() -> int:
+    """0o666 less the process umask: the mode a plain ``open(path, "w")`` would give."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _temp_path(path: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.tmp.", suffix=path.suffix)
+    os.close(fd)
+    os.chmod(tmp, _umask_mode())  # mkstemp creates 0600; a figure is as readable as any file written here
+    return Path(tmp)
+
+
+def remove_stale_temporaries(folder: Path, stem: str) -> list[Path]:
+    """Delete ``.<stem>.tmp.*`` files that a killed run left in ``folder``; return them."""
+    stale = sorted(Path(folder).glob(f".{stem}.tmp.*")) if Path(folder).is_dir() else []
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+def atomic_write_all(writes: dict) -> None:
+    """``{path: write}``: call every ``write(tmp_path)`` on a temporary beside its path, then
+    rename them all -- an exception in any writer leaves every target as it was and no
+    temporary behind; a killed process leaves ``.<stem>.tmp.*`` files that the next run of the
+    same experiment removes (:func:`remove_stale_temporaries`)."""
+    temps = {}
+    try:
+        for path, write in writes.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temps[path] = _temp_path(path)
+            write(temps[path])
+        for path, tmp in temps.items():
+            os.replace(tmp, path)
+    finally:
+        for tmp in temps.values():
+            if tmp.exists():
+                tmp.unlink()
+
+
 def atomic_write(path: Path, write) -> None:
     """Call ``write(tmp_path)`` then rename onto ``path`` (no half-written figures)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
+    atomic_write_all({Path(path): write})
+
+
+def check_out_dir(out) -> Path:
+    """``out`` as a folder that exists (created if needed) and is writable; else ``ValueError``
+    naming it -- checked before any computation, so a bad ``--out`` costs nothing."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is not a folder (a file of that name exists)")
     try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".theorylab-write-check.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ValueError(f"--out {out} is not a writable folder: {e.strerror or e}") from None
+    return out
 
 
 def progress(iterable, desc: str = "", total: int | None = None):
@@ -150,9 +202,13 @@ def parse_config(stem, Config, FULL, QUICK, argv):
         default = getattr(FULL, f.name)
         p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=_field_parser(f.type, default), default=None)
     args = p.parse_args(argv)
+    try:
+        out = check_out_dir(args.out or default_out())
+    except ValueError as e:
+        p.error(str(e))
     base = QUICK if args.quick else FULL
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
-    return dataclasses.replace(base, **overrides), (args.out or default_out()), args.quick
+    return dataclasses.replace(base, **overrides), out, args.quick
 
 
 def run_experiment(stem, Config, FULL, QUICK, compute, plot, argv=None) -> dict:
@@ -166,17 +222,30 @@ def run_experiment(stem, Config, FULL, QUICK, compute, plot, argv=None) -> dict:
     record = {"stem": stem, "quick": quick, "data": data, "provenance": provenance(cfg, [f"experiments/{stem}.py", *argv])}
     record["provenance"]["seconds"] = round(time.perf_counter() - t0, 2)
     json_path, png_path = Path(out) / f"{stem}.json", Path(out) / f"{stem}.png"
-    atomic_write(json_path, lambda p: p.write_text(json.dumps(record, indent=1, sort_keys=True, default=_json_default) + "\n"))
-    atomic_write(png_path, lambda p: plot(data, p))
+    remove_stale_temporaries(out, stem)
+    text = json.dumps(strict_json(record), indent=1, sort_keys=True, allow_nan=False) + "\n"
+    atomic_write_all({png_path: lambda p: plot(data, p), json_path: lambda p: p.write_text(text)})  # both or neither
     print(f"[{stem}] wrote {png_path} and {json_path} ({record['provenance']['seconds']} s)", flush=True)
     return {"json": str(json_path), "png": str(png_path)}
 
 
-def _json_default(o):
+def strict_json(o):
+    """``o`` with numpy scalars and arrays as Python values and every non-finite float as
+    ``None``: data files are strict JSON (``null``, never ``NaN``/``Infinity``)."""
+    import math
+
     import numpy as np
 
-    if isinstance(o, np.generic):
-        return o.item()
+    if isinstance(o, dict):
+        return {k: strict_json(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [strict_json(v) for v in o]
     if isinstance(o, np.ndarray):
-        return o.tolist()
+        return strict_json(o.tolist())
+    if isinstance(o, np.generic):
+        return strict_json(o.item())
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if o is None or isinstance(o, (str, int, float, bool)):
+        return o
     raise TypeError(f"not JSON-serializable: {type(o).__name__}")

@@ -1,6 +1,7 @@
 """The `theorylab` command end to end (in-process; one subprocess for the entry point)."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -70,15 +71,47 @@ def test_verify_says_a_nan_control_proves_nothing(nan_control_claim, capsys):
     assert row["negative_control"]["status"] == "invalid" and row["negative_control"]["min_error"] is None
 
 
-def test_unknown_names_exit_with_a_message():
-    with pytest.raises(SystemExit, match="no claim or theme matches"):
-        main(["verify", "no-such-claim"])
-    with pytest.raises(SystemExit, match="unknown experiment"):
-        main(["reproduce", "no_such_figure", "--quick"])
-    with pytest.raises(SystemExit, match="unknown benchmark"):
-        main(["bench", "no_such_bench"])
-    with pytest.raises(SystemExit):
-        main(["verify", "--samples", "0"])
+def test_usage_errors_exit_2_with_a_message(capsys, tmp_path):
+    """0: all hold; 1: a claim fails; 2: a usage error, reported before anything is computed."""
+    cases = [
+        (["verify", "no-such-claim"], "no claim or theme matches"),
+        (["verify", "ssm", "--samples", "0"], "--samples must be >= 1"),
+        (["reproduce", "no_such_figure", "--quick"], "unknown experiment"),
+        (["bench", "no_such_bench"], "unknown benchmark"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        assert message in capsys.readouterr().err
+    for argv in (["verify", "--seed", "-1"], ["verify", "--seed", "x"], ["nope"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2, argv
+    assert "--seed must be a non-negative integer" in capsys.readouterr().err
+
+
+def test_a_bad_out_is_refused_before_any_computation(tmp_path, capsys, monkeypatch):
+    import theorylab.cli as cli
+
+    ran = []
+    monkeypatch.setattr(cli, "_run_script", lambda path, argv: ran.append(path))
+    a_file = tmp_path / "taken"
+    a_file.write_text("x")
+    assert main(["reproduce", "ssm_ssd", "--quick", "--out", str(a_file)]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        assert main(["reproduce", "ssm_ssd", "--quick", "--out", str(locked / "sub")]) == 2
+    assert ran == []
+
+
+def test_a_closed_pipe_ends_quietly():
+    r = subprocess.run(f"{sys.executable} -m theorylab list | head -1", shell=True, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("claim") and "Traceback" not in r.stderr, r.stderr
+    r = subprocess.run([sys.executable, "-c", "import sys, theorylab.cli as c; sys.stdout.close(); "
+                        "import os; os.close(1); sys.exit(c.main(['list']))"], capture_output=True, text=True, timeout=120)
+    assert "BrokenPipeError" not in r.stderr
 
 
 def test_python_dash_m_entry_point():

@@ -61,3 +61,51 @@ def test_hidden_attention_figure_quick_is_deterministic(tmp_path):
         assert first[key] == second[key]
     assert max(max(e) for e in first["errors"]["float64"]) < 1e-10
     assert max(max(e) for e in first["errors"]["float32"]) < 1e-4
+
+
+def _toy_plot(data, path):
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + repr(data).encode())
+
+
+def test_a_failed_plot_keeps_the_previous_pair_and_writes_no_json(tmp_path):
+    run_experiment("toy", Cfg, Cfg(), Cfg(), lambda cfg: {"v": 1}, _toy_plot, ["--out", str(tmp_path)])
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def broken(data, path):
+        path.write_bytes(b"half")
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        run_experiment("toy", Cfg, Cfg(), Cfg(), lambda cfg: {"v": 2}, broken, ["--out", str(tmp_path)])
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # old JSON and PNG, nothing else
+
+
+def test_files_get_the_umask_mode_and_stale_temporaries_are_removed(tmp_path):
+    import os
+    import stat
+
+    (tmp_path / ".toy.tmp.abc123.png").write_bytes(b"")  # what a SIGKILL mid-write leaves
+    old = os.umask(0o022)
+    try:
+        run_experiment("toy", Cfg, Cfg(), Cfg(), lambda cfg: {"v": 1}, _toy_plot, ["--out", str(tmp_path)])
+    finally:
+        os.umask(old)
+    for name in ("toy.json", "toy.png"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toy.json", "toy.png"]
+
+
+def test_data_files_are_strict_json(tmp_path):
+    run_experiment("toy", Cfg, Cfg(), Cfg(), lambda cfg: {"v": [1.0, float("nan"), float("inf")]}, _toy_plot,
+                   ["--out", str(tmp_path)])
+    text = (tmp_path / "toy.json").read_text()
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(c))["data"]["v"] == [1.0, None, None]
+
+
+def test_a_bad_out_fails_before_compute(tmp_path):
+    (tmp_path / "file").write_text("x")
+    computed = []
+    with pytest.raises(SystemExit) as e:
+        run_experiment("toy", Cfg, Cfg(), Cfg(), lambda cfg: computed.append(1) or {}, _toy_plot,
+                       ["--out", str(tmp_path / "file")])
+    assert e.value.code == 2 and computed == []
