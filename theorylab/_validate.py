@@ -47,8 +47,21 @@ def check_arrays(named: dict, *, allow_none=()) -> str:
         devices = {k: str(v.device) for k, v in present.items()}
         if len(set(devices.values())) > 1:
             raise ValueError(f"inputs must be on one device; got {devices}")
+        meta = [k for k, v in present.items() if v.device.type == "meta"]
+        if meta:
+            raise ValueError(f"{meta[0]} is on the 'meta' device (shape {tuple(present[meta[0]].shape)}): it has no "
+                             "values to compute with; move the inputs to 'cpu' or 'cuda'")
         warm_torch_cpu_math()  # before any torch math: see its docstring
     return kind
+
+
+def check_size(name: str, value, *, lo: int = 1) -> int:
+    """An integer size (Python or numpy integer, not bool, not a float such as 2.7) >= ``lo``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer; got {value!r} ({type(value).__name__})")
+    if value < lo:
+        raise ValueError(f"{name} must be >= {lo}; got {value}")
+    return int(value)
 
 
 def check_shape(name: str, a, expected: tuple, shapes: dict) -> None:

@@ -11,6 +11,10 @@ The ``"auto"`` rule (the only one):
 An unknown name, or a backend whose package is missing, raises ``ValueError``
 listing the valid choices.  There is never a silent fallback.
 
+Gradients: only ``"torch"`` is differentiable.  A tensor that requires grad given to
+another backend (which would detach it and return an output without a graph) is a
+``ValueError`` that names the differentiable backend, never a silent detach.
+
 Containers follow the input: numpy in -> numpy out; torch in -> torch out, on
 the same device and with the same dtype, whatever backend computed it.
 """
@@ -31,6 +35,7 @@ __all__ = [
     "torch_available",
     "to_numpy",
     "like_input",
+    "to_torch",
     "warm_torch_cpu_math",
 ]
 
@@ -80,8 +85,15 @@ def warm_torch_cpu_math() -> None:
                 fn(one)
 
 
+def _requires_grad(x) -> bool:
+    return is_tensor(x) and bool(x.requires_grad)
+
+
 def resolve_backend(backend, inputs=(), *, valid=("ref", "numba", "torch")) -> str:
-    """Resolve ``backend`` (a name or ``"auto"``) for ``inputs`` under the module rule above."""
+    """Resolve ``backend`` (a name or ``"auto"``) for ``inputs`` under the module rule above.
+
+    ``inputs`` should hold every array argument: a tensor among them that requires grad is
+    refused on any backend but ``"torch"`` (the differentiable one)."""
     if not isinstance(backend, str):
         raise TypeError(f"backend must be a string, one of {['auto', *valid]}; got {type(backend).__name__}")
     if backend == "auto":
@@ -96,7 +108,24 @@ def resolve_backend(backend, inputs=(), *, valid=("ref", "numba", "torch")) -> s
     check = _AVAILABLE.get(backend)
     if check is not None and not check():
         raise ValueError(f"backend {backend!r} is not available: the package {backend!r} is not installed")
+    if backend != "torch" and any(_requires_grad(x) for x in inputs if x is not None):
+        fix = "use backend='torch' (differentiable) or detach the inputs" if "torch" in valid else \
+            "no backend of this function is differentiable; detach the inputs"
+        raise ValueError(f"an input tensor requires grad, but backend {backend!r} would detach it and return an "
+                         f"output without a graph; {fix}")
     return backend
+
+
+def to_torch(x, *, device=None, dtype=None):
+    """``x`` (numpy array or tensor) as a tensor; numpy arrays of any strides (negative ones
+    included) are copied to a contiguous array first.  ``None`` passes through."""
+    import torch
+
+    if x is None:
+        return None
+    if not isinstance(x, torch.Tensor):
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    return x.to(device=device if device is not None else x.device, dtype=dtype if dtype is not None else x.dtype)
 
 
 def to_numpy(x, dtype=None) -> np.ndarray | None:

@@ -99,6 +99,8 @@ def compare(out, ref, *, rtol: float | None = None, dtype=None) -> Comparison:
         raise ValueError(f"out and ref differ in shape: out {o.shape}, ref {r.shape}")
     if rtol is None:
         rtol = rtol_for(dtype if dtype is not None else getattr(out, "dtype", np.float64))
+    elif not (isinstance(rtol, (int, float, np.floating, np.integer)) and np.isfinite(rtol) and rtol >= 0):
+        raise ValueError(f"rtol must be a finite number >= 0; got {rtol!r}")
     if o.size == 0:
         return Comparison(0.0, 0.0, 0.0, (), float(rtol))
     if not np.all(np.isfinite(r)):

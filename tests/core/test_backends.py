@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from theorylab.backends import like_input, numba_available, resolve_backend, to_numpy
+from theorylab import _validate as V
+from theorylab.backends import like_input, numba_available, resolve_backend, to_numpy, to_torch
+from theorylab.tolerances import compare
 
 
 def test_auto_rule():
@@ -24,6 +26,45 @@ def test_unknown_and_unavailable(monkeypatch):
     # and "auto" does not silently pick it either
     monkeypatch.setattr(B, "numba_available", lambda: False)
     assert resolve_backend("auto", (np.zeros(1),)) == "ref"
+
+
+@pytest.mark.parametrize("backend", ["ref", "numba", "auto"])
+def test_a_tensor_that_requires_grad_is_refused_by_non_differentiable_backends(backend):
+    x = torch.zeros(3, requires_grad=True)
+    if backend == "auto":  # auto picks torch for tensors: allowed
+        assert resolve_backend(backend, (np.zeros(1), x)) == "torch"
+        return
+    with pytest.raises(ValueError, match=f"backend '{backend}' would detach it.*backend='torch' \\(differentiable\\)"):
+        resolve_backend(backend, (None, x))
+    with pytest.raises(ValueError, match="no backend of this function is differentiable"):
+        resolve_backend("ref", (x,), valid=("ref",))
+    assert resolve_backend(backend, (x.detach(),)) == backend  # no grad: fine
+    assert resolve_backend("torch", (x,)) == "torch"
+
+
+def test_to_torch_takes_any_strides():
+    a = np.arange(12.0).reshape(3, 4)[::-1, ::-2]  # negative strides: torch.from_numpy refuses these
+    t = to_torch(a, dtype=torch.float32)
+    assert t.dtype == torch.float32 and np.array_equal(t.numpy(), a.astype(np.float32))
+    assert to_torch(None) is None and to_torch(t) is t
+
+
+def test_meta_tensors_and_fractional_sizes_are_clear_errors():
+    with pytest.raises(ValueError, match="'meta' device"):
+        V.check_arrays({"x": torch.zeros(2, device="meta")})
+    with pytest.raises(TypeError, match="length must be an integer; got 2.7"):
+        V.check_size("length", 2.7)
+    with pytest.raises(TypeError, match="an integer"):
+        V.check_size("length", True)
+    with pytest.raises(ValueError, match="length must be >= 1; got 0"):
+        V.check_size("length", 0)
+    assert V.check_size("length", np.int64(3)) == 3
+
+
+@pytest.mark.parametrize("rtol", [float("nan"), float("inf"), -1.0, "1e-3"])
+def test_compare_refuses_a_meaningless_rtol(rtol):
+    with pytest.raises(ValueError, match="rtol must be a finite number >= 0"):
+        compare(np.ones(2), np.ones(2), rtol=rtol)
 
 
 def test_containers_follow_input():
