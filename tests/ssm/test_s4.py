@@ -22,7 +22,15 @@ from theorylab.ssm.s4 import (
     s4_kernel_recurrent,
     s4_recurrence,
 )
-from theorylab.ssm.s4_claims import hippo_proof, kernel_proof, kernel_proof_residuals, nplr_residual
+from theorylab.ssm.s4_claims import (
+    convolution_sum,
+    hippo_proof,
+    kernel_proof,
+    kernel_proof_residuals,
+    legs_residual,
+    linear_cost_verdict,
+    nplr_residual,
+)
 from theorylab.testing import corrupt, seeds
 from theorylab.tolerances import assert_close, compare
 
@@ -73,6 +81,32 @@ def test_dplr_basis_reconstructs_A(N):
     # eigh of an N x N Hermitian matrix: backward error ~ N eps ||S||, ||S|| ~ N
     assert_close(out, A, rtol=1e-12)
     assert_close(V @ Bt, B, rtol=1e-12)
+
+
+@given(N=st.integers(2, 64))
+def test_hippo_legs_is_exact_on_polynomials(N):
+    A, P, B = hippo_legs(N)
+    assert legs_residual(A, B) <= 1e-11
+    r = np.sqrt(2.0 * np.arange(N) + 1.0)
+    assert legs_residual(A, r**2) > 0.1  # B without its square root
+    A_bad = -np.tril(np.outer(r**2, r**2), -1) - np.diag(np.arange(N) + 1.0)
+    assert legs_residual(A_bad, r**2) > 0.1 or nplr_residual(A_bad, P) > 0.1  # A and B without their square roots
+
+
+def test_legs_coefficients_by_hand():
+    # N = 2: g_0 = 1, g_1 = sqrt(3)(2x - 1); x^0 -> (1, 0), x^1 -> (1/2, sqrt(3)/6); (jI - A) γ_j = B
+    A, _, B = hippo_legs(2)
+    np.testing.assert_allclose(-A @ [1.0, 0.0], B, rtol=1e-15)
+    np.testing.assert_allclose((np.eye(2) - A) @ [0.5, np.sqrt(3) / 6], B, rtol=1e-15)
+
+
+def test_cost_band_rejects_a_visible_quadratic_term():
+    ns = np.array([256, 512, 1024, 2048, 4096, 8192, 16384])
+    assert linear_cost_verdict(ns, 1e-6 * ns, "linear", "x").holds
+    assert linear_cost_verdict(ns, 1e-6 * ns * np.log(ns), "L log L", "x").holds
+    assert linear_cost_verdict(ns, 1e-6 * (256 + ns), "linear + an overhead equal to it at the bottom", "x").holds
+    for c in (1000.0, 16384.0):  # quadratic visible inside the range, or equal to the linear term at its top
+        assert not linear_cost_verdict(ns, ns**2 + c * ns, f"L² + {c} L", "x").holds
 
 
 def test_hippo_sympy_proof():
@@ -152,6 +186,7 @@ def test_convolution_equals_recurrence(backend, sz, seed):
     p = make_s4_inputs(np.random.default_rng(seed), **sz)
     K = s4_kernel_recurrent(p["A"], p["B"], p["C"], p["dt"], sz["length"])
     ref = s4_recurrence(p["u"], p["A"], p["B"], p["C"], p["dt"], p["D"], backend="ref")
+    assert_close(convolution_sum(p["u"], K, p["D"]), ref, dtype=np.float64, name="direct convolution sum")
     out = s4_convolve(p["u"], K, p["D"], backend=backend)
     assert out.dtype == np.float64
     assert_close(out, ref, dtype=np.float64, name=f"conv[{backend}]")
@@ -200,8 +235,10 @@ def test_torch_in_torch_out(rng):
 def test_claims_hold_and_controls_are_rejected(cid):
     r = run_claim(get(cid), samples=2 if cid != "ssm.s4-kernel-cost" else 1)
     assert r.holds, r.detail
-    assert r.negative_control_rejected, r.detail
+    assert r.negative_control_rejected, r.control_detail
     assert r.proved is not False
+    if cid == "ssm.s4-convolution-is-recurrence":
+        assert {"ref", "torch", "legs"} <= set(r.backends)
 
 
 # ---- bad input ---------------------------------------------------------------------------------

@@ -25,8 +25,10 @@ from .selective import (
 from . import selective_claims as _selective_claims  # noqa: F401  (registers the selective-scan claim)
 from .duality import ssd, ssd_matrix
 from . import duality_claims as _duality_claims  # noqa: F401  (registers the SSD claims)
-from . import implicit_attention  # noqa: F401  (#6: whole layers as implicit attention; registers its claim)
-from . import dsf  # noqa: F401  (#49: the dynamical systems framework; registers its claim)
+from . import implicit_attention  # noqa: F401  (#6: whole layers as implicit attention)
+from . import implicit_attention_claims as _implicit_attention_claims  # noqa: F401  (registers its claim)
+from . import dsf  # noqa: F401  (#49: the dynamical systems framework)
+from . import dsf_claims as _dsf_claims  # noqa: F401  (registers its claim)
 from .s4 import (
     discretize_bilinear,
     hippo_dplr,
@@ -42,7 +44,10 @@ from . import s4_claims as _s4_claims  # noqa: F401  (registers the S4 claims)
 from .linear_forms import cottention, linear_attention, make_linear_attention_inputs
 from .gated_linear import aft_simple, gateloop, make_gateloop_inputs
 from .hla import hla2
-from . import linear_attention_claims as _linear_attention_claims  # noqa: F401  (registers the family's claims)
+from . import linear_forms_claims as _linear_forms_claims  # noqa: F401  (registers the linear-attention and Cottention claims)
+from . import gated_linear_claims as _gated_linear_claims  # noqa: F401  (registers the GateLoop and AFT claims)
+from . import hla_claims as _hla_claims  # noqa: F401  (registers the HLA claim)
+from . import recurrent_state_claims as _recurrent_state_claims  # noqa: F401  (registers the decoding-memory claim)
 
 __all__ = [
     "selective_scan",

@@ -26,6 +26,8 @@ Hence S6 with A ≡ 0 and a channel-independent step Δ_t[c] = δ_t has Φ equal
 linear attention with q_t = C_t, k_s = δ_s B_s, v = x: the two outputs coincide.  With
 A ≠ 0 the matrices differ by the decay and so do the outputs (the negative control).
 
+The claim ``ssm.dsf-equal-matrices-equal-outputs``: :mod:`theorylab.ssm.dsf_claims`.
+
 Shapes (batch first): Lambda (b, L, N) diagonal or (b, L, N, N) full; B (b, L, N, d_in);
 C (b, L, d_out, N); u (b, L, d_in); Φ (b, L, L, d_out, d_in).
 """
@@ -126,72 +128,3 @@ def selective_ssm_to_dsf(x, delta, A, B, C):
         Bd[:, :, ch, :, ch] = delta[:, :, ch, None] * B  # Δ_t[c] B_t into channel c's block
         Cd[:, :, ch, ch, :] = C
     return Lam, Bd.reshape(b, L, c * n, c), Cd.reshape(b, L, c, c * n), x
-
-
-# ---------------------------------------------------------------------------------------
-# claim: equal DSF matrices -> equal outputs (S6 with A = 0, shared Δ  ==  linear attention)
-# ---------------------------------------------------------------------------------------
-_SIZES = {"quick": dict(batch=2, length=12, channels=4, state=3), "full": dict(batch=3, length=40, channels=6, state=5)}
-
-
-def _pair(rng, size, decay: bool):
-    from .selective import make_inputs
-
-    sz = {k: int(rng.integers(1, v + 1)) for k, v in _SIZES[size].items()}
-    if decay:  # at length 1 no Λ enters Φ: the control needs two steps to be able to differ
-        sz["length"] = max(sz["length"], 2)
-    p = make_inputs(rng, **sz)
-    step = p["delta"][:, :, :1]  # (b, L, 1): one step size shared by all channels
-    delta = np.repeat(step, sz["channels"], axis=2)
-    # decay=False: A = 0, so Λ_t = I as in linear attention; decay=True is the negative control
-    A = -rng.uniform(0.2, 1.0, p["A"].shape) if decay else np.zeros_like(p["A"])
-    return sz, p, delta, A, step
-
-
-def _verdict(rng, size, decay):
-    from ..checks import identity_verdict
-    from .selective import selective_scan_ref
-
-    sz, p, delta, A, step = _pair(rng, size, decay)
-    y_ssm, _ = selective_scan_ref(p["x"], delta, A, p["B"], p["C"])  # S6, no D
-    q, k, v = p["C"], step * p["B"], p["x"]  # C -> Q, Δ B -> K, x -> V
-    y_la = linear_attention_ref(q, k, v)
-    Phi_ssm = dsf_matrix(*selective_ssm_to_dsf(p["x"], delta, A, p["B"], p["C"])[:3])
-    Phi_la = dsf_matrix(*linear_attention_to_dsf(q, k, v)[:3])
-    v_out = identity_verdict(y_la, y_ssm, dtype=np.float64, sizes=sz, what="linear attention vs S6 outputs")
-    v_phi = identity_verdict(Phi_la, Phi_ssm, dtype=np.float64, sizes=sz, what="DSF matrices")
-    return max(v_out, v_phi, key=lambda v_: v_.error)
-
-
-def check(rng: np.random.Generator, size: str = "quick"):
-    return _verdict(rng, size, decay=False)
-
-
-def negative_control(rng: np.random.Generator, size: str = "quick"):
-    return _verdict(rng, size, decay=True)
-
-
-def _register():
-    from ..claims import Claim, Paper, register
-
-    return register(
-        Claim(
-            id="ssm.dsf-equal-matrices-equal-outputs",
-            paper=Paper("Understanding the differences in Foundation Models: Attention, State Space Models, and "
-                        "Recurrent Neural Networks", 2024, "2405.15731", index=49),
-            statement="In the DSF h_t = Lambda_t h_{t-1} + B_t u_t, y_t = C_t h_t, linear attention (Lambda = I) and "
-            "the selective SSM (diagonal input-dependent Lambda) have DSF matrices Phi[t,s] = C_t Lambda_t..Lambda_{s+1} "
-            "B_s; S6 with A = 0 and a channel-shared step has the same Phi as linear attention with Q = C, K = delta B, "
-            "V = x, and the outputs coincide.",
-            kind="identity",
-            check=check,
-            negative_control=negative_control,
-            experiment=None,
-            module="theorylab/ssm/dsf.py",
-            test="tests/ssm/test_dsf.py",
-            controls="S6 with a nonzero decay A (Lambda != I): the DSF matrices and the outputs must differ",
-        )
-    )
-
-
-CLAIM = _register()

@@ -90,7 +90,8 @@ def make_gateloop_inputs(rng: np.random.Generator, *, batch=1, length=8, heads=2
     ``decay="moderate"``: r ~ U[0.5, 1]; ``"extreme"``: r = e^{-U[0, 60]} (down to ~1e-26:
     products of a few gates underflow to 0, so a form that divides cumulative products
     gives 0/0, and a segment sum taken as a difference of cumulative sums loses its digits);
-    ``"unit"``: r = 1 (rotations only, nothing decays).
+    ``"unit"``: r = 1 - 2^-22 (rotations that do not decay over the lengths drawn; r = 1 itself
+    can round to |a| > 1 in complex arithmetic).
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
@@ -101,7 +102,7 @@ def make_gateloop_inputs(rng: np.random.Generator, *, batch=1, length=8, heads=2
         raise ValueError(f"sizes must be >= 1; got batch={b}, length={L}, heads={h}, dk={dk}, dv={dv}")
     gshape = (b, L, h) if scalar_gate else (b, L, h, dk)
     r = {"moderate": lambda: rng.uniform(0.5, 1.0, gshape), "extreme": lambda: np.exp(-rng.uniform(0.0, 60.0, gshape)),
-         "unit": lambda: np.ones(gshape)}[decay]()
+         "unit": lambda: np.full(gshape, 1.0 - 2.0**-22)}[decay]()
     a = r * np.exp(1j * rng.uniform(-np.pi, np.pi, gshape))
     out = {"q": rng.standard_normal((b, L, h, dk)) / np.sqrt(dk), "k": rng.standard_normal((b, L, h, dk)) / np.sqrt(dk),
            "v": rng.standard_normal((b, L, h, dv))}

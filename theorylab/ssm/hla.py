@@ -48,7 +48,7 @@ from .. import _validate as V
 from ..backends import like_input, resolve_backend, to_numpy
 from .linear_forms import check_qkv, check_state
 
-__all__ = ["hla2", "hla2_recurrent", "hla2_materialized", "hla2_chunked_torch"]
+__all__ = ["hla2", "hla2_recurrent", "hla2_step", "hla2_materialized", "hla2_chunked_torch"]
 
 BACKENDS = ("ref", "numba", "torch")
 
@@ -68,13 +68,30 @@ def hla2_recurrent(q, k, v, initial_state=None, *, masked=True):
         S, C, G = (np.array(x, dtype=np.float64) for x in initial_state)
     y = np.empty((b, L, h, dv))
     for t in range(L):
-        qv = q[:, t, :, :, None] * v[:, t, :, None, :]  # (b, h, dk, dv): q_t v_tᵀ
-        G = G + S @ qv  # S^K_{t-1} q_t v_tᵀ
-        S = S + k[:, t, :, :, None] * k[:, t, :, None, :]  # (b, h, dk, dk)
-        C = C + qv
-        H = S @ C - G if masked else S @ C  # (b, h, dk, dv)
-        y[:, t] = np.einsum("bhk,bhkv->bhv", q[:, t], H)
+        (S, C, G), y[:, t] = hla2_step((S, C, G), q[:, t], k[:, t], v[:, t], masked=masked)
     return y, (S, C, G)
+
+
+def _mm(X, Y):
+    """X @ Y over the last two axes by broadcasting and a sum (works on object arrays)."""
+    return (X[..., :, :, None] * Y[..., None, :, :]).sum(axis=-2)
+
+
+def hla2_step(state, q_t, k_t, v_t, *, masked=True):
+    """One step of the streaming statistics; returns ((S_t, C_t, G_t), y_t).
+
+    G_t = G_{t-1} + S_{t-1} q_t v_tᵀ,  S_t = S_{t-1} + k_t k_tᵀ,  C_t = C_{t-1} + q_t v_tᵀ,
+    y_t = q_tᵀ (S_t C_t - G_t).  S (..., dk, dk), C and G (..., dk, dv); q_t, k_t (..., dk);
+    v_t (..., dv).  Plain broadcasting and sums, so it also runs on object arrays of sympy
+    symbols (the claim's induction-step proof runs this very function).
+    """
+    S, C, G = state
+    qv = q_t[..., :, None] * v_t[..., None, :]  # (..., dk, dv): q_t v_tᵀ
+    G = G + _mm(S, qv)  # S^K_{t-1} q_t v_tᵀ
+    S = S + k_t[..., :, None] * k_t[..., None, :]  # (..., dk, dk)
+    C = C + qv
+    H = _mm(S, C) - G if masked else _mm(S, C)  # (..., dk, dv)
+    return (S, C, G), (q_t[..., :, None] * H).sum(axis=-2)
 
 
 def hla2_materialized(q, k, v):
@@ -107,10 +124,11 @@ def hla2_chunked_torch(q, k, v, S0, C0, G0, chunk_size: int = 64):
     dC = Qc.transpose(-1, -2) @ Vc  # (b, nc, h, dk, dv)
     dG = Kc.transpose(-1, -2) @ (KQ.masked_fill(~strict_upper, 0.0) @ Vc)  # (b, nc, h, dk, dv)
     # exclusive scans over chunks (with the carried state in front)
-    S_in = torch.cumsum(dS, 1) - dS + S0[:, None]  # (b, nc, h, dk, dk)
-    C_in = torch.cumsum(dC, 1) - dC + C0[:, None]  # (b, nc, h, dk, dv)
+    # (exclusive sums formed forward, never as cumsum - d, which loses a small prefix's digits)
+    S_in = torch.cumsum(torch.cat([S0[:, None], dS[:, :-1]], 1), 1)  # (b, nc, h, dk, dk)
+    C_in = torch.cumsum(torch.cat([C0[:, None], dC[:, :-1]], 1), 1)  # (b, nc, h, dk, dv)
     inc = dG + S_in @ dC
-    G_in = torch.cumsum(inc, 1) - inc + G0[:, None]  # (b, nc, h, dk, dv)
+    G_in = torch.cumsum(torch.cat([G0[:, None], inc[:, :-1]], 1), 1)  # (b, nc, h, dk, dv)
     # outputs of every chunk
     Y = Qc @ (S_in @ C_in - G_in) + QK @ (Kc @ C_in) + QK @ (KQ.masked_fill(~lower, 0.0) @ Vc)  # (b, nc, h, T, dv)
     y = Y.permute(0, 1, 3, 2, 4).reshape(b, nc * T, h, -1)[:, :L]  # (b, L, h, dv)
@@ -146,7 +164,7 @@ def hla2(q, k, v, *, initial_state=None, return_final_state=False, chunk_size=64
             st = tuple(x if kind == "torch" else torch.from_numpy(x) for x in initial_state)
         y, state = hla2_chunked_torch(qt, kt, vt, *st, chunk_size=int(chunk_size))
     elif backend == "numba":
-        from ._linear_attention_numba import hla_recurrent
+        from ._hla_numba import hla_recurrent
 
         dt = np.float64 if V.dtype_name(q) == "float64" else np.float32
         qn, kn, vn = (np.ascontiguousarray(to_numpy(x, dt)) for x in (q, k, v))

@@ -54,6 +54,7 @@ __all__ = [
     "linear_attention",
     "linear_attention_recurrent",
     "linear_attention_parallel",
+    "la_step",
     "cottention",
     "cottention_parallel",
     "make_linear_attention_inputs",
@@ -119,11 +120,13 @@ def _feature(x, feature_map: str):
     if feature_map == "identity":
         return x
     if feature_map == "elu1":
+        # elu(x) + 1 written as e^x for x <= 0: forming elu(x) = e^x - 1 first and adding 1 loses every
+        # digit of e^x once x < -37 (float64), and a query whose features all round to 0 divides 0 by 0
         if is_tensor(x):
             import torch
 
-            return torch.nn.functional.elu(x) + 1.0
-        return np.where(x > 0, x + 1.0, np.exp(np.minimum(x, 0.0)))  # elu(x) + 1
+            return torch.where(x > 0, x + 1.0, torch.exp(torch.clamp(x, max=0.0)))
+        return np.where(x > 0, x + 1.0, np.exp(np.minimum(x, 0.0)))
     if feature_map == "cosine":
         norm = (x * x).sum(-1, keepdims=True) ** 0.5 if not is_tensor(x) else x.norm(dim=-1, keepdim=True)
         if (norm == 0).any():
@@ -145,6 +148,17 @@ def _check_options(feature_map, normalize):
 # ---------------------------------------------------------------------------------------
 # reference forms (numpy float64)
 # ---------------------------------------------------------------------------------------
+def la_step(S, fq_t, fk_t, v1_t):
+    """One step of the recurrence: S_t = S_{t-1} + φ(k_t) [v_t, 1]ᵀ, out_t = φ(q_t)ᵀ S_t.
+
+    S (..., dk, dv+1); fq_t, fk_t (..., dk); v1_t (..., dv+1).  Plain broadcasting and sums,
+    so it also runs on object arrays of sympy symbols (the claim's induction-step proof runs
+    this very function).  Returns (S_t, out_t).
+    """
+    S = S + fk_t[..., :, None] * v1_t[..., None, :]  # (..., dk, dv+1)
+    return S, (fq_t[..., :, None] * S).sum(axis=-2)  # (..., dv+1)
+
+
 def linear_attention_recurrent(q, k, v, *, feature_map="identity", normalize=False, initial_state=None):
     """float64 loop of S_t = S_{t-1} + φ(k_t)[v_t, 1]ᵀ, y_t = φ(q_t)ᵀ S_t.  Returns (y, state)."""
     q, k, v = (np.asarray(a, dtype=np.float64) for a in (q, k, v))
@@ -155,8 +169,7 @@ def linear_attention_recurrent(q, k, v, *, feature_map="identity", normalize=Fal
     S = np.zeros((b, h, dk, dv + 1)) if initial_state is None else np.array(initial_state, dtype=np.float64)
     out = np.empty((b, L, h, dv + 1))
     for t in range(L):
-        S = S + fk[:, t, :, :, None] * v1[:, t, :, None, :]  # (b, h, dk, dv+1)
-        out[:, t] = np.einsum("bhk,bhkv->bhv", fq[:, t], S)
+        S, out[:, t] = la_step(S, fq[:, t], fk[:, t], v1[:, t])  # (b, h, dk, dv+1), (b, h, dv+1)
     y = out[..., :dv] / out[..., dv:] if normalize else out[..., :dv]  # (b, L, h, dv)
     return y, S
 
@@ -203,7 +216,9 @@ def _chunked_torch(fq, fk, v1, S0, chunk_size: int):
     A = torch.einsum("bcthk,bcshk->bchts", Qc, Kc).masked_fill(~mask, 0.0)  # (b, nc, h, T, T)
     intra = torch.einsum("bchts,bcshv->bcthv", A, Vc)  # (b, nc, T, h, dv+1)
     dS = torch.einsum("bcshk,bcshv->bchkv", Kc, Vc)  # (b, nc, h, dk, dv+1): chunk states
-    S_in = torch.cumsum(dS, dim=1) - dS + S0[:, None]  # exclusive cumsum + carried state
+    # exclusive prefix sum over chunks + carried state (summed forward, never as cumsum - dS: that
+    # difference loses the digits of a small state entering a chunk that adds a large one)
+    S_in = torch.cumsum(torch.cat([S0[:, None], dS[:, :-1]], dim=1), dim=1)  # (b, nc, h, dk, dv+1)
     inter = torch.einsum("bcthk,bchkv->bcthv", Qc, S_in)  # (b, nc, T, h, dv+1)
     out = (intra + inter).reshape(b, nc * T, h, -1)[:, :L]  # (b, L, h, dv+1)
     return out, S_in[:, -1] + dS[:, -1]
@@ -230,7 +245,7 @@ def _run(q, k, v, feature_map, normalize, initial_state, backend, chunk_size):
         out, S = _chunked_torch(_feature(qt, feature_map), _feature(kt, feature_map), v1, S0, chunk_size)
         y = out[..., :dv] / out[..., dv:] if normalize else out[..., :dv]
     elif backend == "numba":
-        from ._linear_attention_numba import la_recurrent
+        from ._linear_forms_numba import la_recurrent
 
         dt = np.float64 if V.dtype_name(q) == "float64" else np.float32
         qn, kn, vn = (to_numpy(x, dt) for x in (q, k, v))
