@@ -73,7 +73,7 @@ def main(argv=None) -> dict:
 
     from theorylab.checks import fit_loglog_slope
     from theorylab.sparse import attention, strided
-    from theorylab.sparse._torch_attention import COLUMN_ALIGN, WINDOW_CHUNK
+    from theorylab.sparse._sparse_attention_torch import COLUMN_ALIGN, WINDOW_CHUNK
     from theorylab.tolerances import compare
 
     p = bench_parser(__doc__.splitlines()[0])

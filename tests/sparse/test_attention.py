@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 from theorylab import sparse
 from theorylab.backends import numba_available
 from theorylab.claims import get
-from theorylab.sparse._torch_attention import attention_torch
-from theorylab.sparse.equivalence import FAMILIES, draw_pattern
+from theorylab.sparse._sparse_attention_torch import attention_torch
+from theorylab.sparse.patterns_claims import enumerate_mask
+from theorylab.sparse.sparse_attention_claims import FAMILIES, dense_masked_softmax, draw_pattern
 from theorylab.tolerances import assert_close
 
 BACKENDS = [
@@ -23,7 +24,7 @@ BACKENDS = [
 
 @st.composite
 def cases(draw, families=FAMILIES, max_length=70):
-    """Sizes and a seed; the pattern is drawn from the seed."""
+    """Sizes, a seed and a logit regime; the pattern is drawn from the seed."""
     seed = draw(st.integers(0, 2**32 - 1))
     family = draw(st.sampled_from(families))
     sizes = dict(
@@ -33,23 +34,38 @@ def cases(draw, families=FAMILIES, max_length=70):
         head_dim=draw(st.sampled_from([1, 3, 5, 8])),
     )
     sizes["value_dim"] = draw(st.sampled_from([sizes["head_dim"], 2]))
+    sizes["logits"] = draw(st.sampled_from(["x1", "x30", "large"]))
     return seed, family, sizes
+
+
+# largest |logit| of a "large" instance: beyond exp's overflow (float64 709, float32 88), so a
+# softmax or a log-sum-exp merge without its max shift returns inf / NaN.  float32 stops at 150:
+# a logit s carries a rounding error ~ |s|·6e-8, which moves the weights by as much (<= 1e-5 < 1e-4).
+LARGE = {np.float64: (800.0, 2000.0), np.float32: (100.0, 150.0)}
 
 
 def _instance(seed, family, sizes, dtype):
     rng = np.random.default_rng(seed)
+    sizes = dict(sizes)
+    logits = sizes.pop("logits", "x1")
     pattern = draw_pattern(rng, family)
-    x = sparse.make_inputs(rng, **sizes, dtype=dtype)
-    ref = sparse.attention_ref(*(x[c].astype(np.float64) for c in "qkv"), pattern)  # same rounded values, upcast
-    return pattern, x, ref
+    x = sparse.make_inputs(rng, **sizes, logit_scale=30.0 if logits == "x30" else 1.0)
+    if logits == "large":
+        mask = pattern.mask(sizes["length"])
+        s = np.abs(np.matmul(x["q"], np.swapaxes(x["k"], -1, -2)))[..., mask].max() / np.sqrt(sizes["head_dim"])
+        x["q"] = x["q"] * (rng.uniform(*LARGE[dtype]) / max(s, 1e-3))
+    x = {c: a.astype(dtype) for c, a in x.items()}
+    ref = dense_masked_softmax(*(x[c].astype(np.float64) for c in "qkv"), enumerate_mask(pattern, sizes["length"]))
+    return pattern, x, ref  # ref: independent float64 dense masked softmax of the same rounded values
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @given(case=cases())
-@example(case=(0, "strided", dict(batch=1, heads=1, length=1, head_dim=1, value_dim=1)))
-@example(case=(1, "fixed", dict(batch=1, heads=1, length=13, head_dim=3, value_dim=3)))
-@example(case=(2, "strided", dict(batch=2, heads=3, length=63, head_dim=5, value_dim=2)))
+@example(case=(0, "strided", dict(batch=1, heads=1, length=1, head_dim=1, value_dim=1, logits="x1")))
+@example(case=(1, "fixed", dict(batch=1, heads=1, length=13, head_dim=3, value_dim=3, logits="large")))
+@example(case=(2, "strided", dict(batch=2, heads=3, length=63, head_dim=5, value_dim=2, logits="large")))
+@example(case=(5, "window", dict(batch=1, heads=1, length=40, head_dim=3, value_dim=3, logits="large")))
 @settings(max_examples=40)
 def test_backends_match_reference(backend, dtype, case):
     pattern, x, ref = _instance(*case, dtype)
@@ -61,8 +77,9 @@ def test_backends_match_reference(backend, dtype, case):
 @pytest.mark.parametrize("kernel", ["matmul", "flash_cpu"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @given(case=cases(families=("strided", "fixed"), max_length=150), chunk=st.sampled_from([1, 3, 32]))
-@example(case=(3, "strided", dict(batch=1, heads=1, length=1, head_dim=1, value_dim=1)), chunk=32)
-@example(case=(4, "fixed", dict(batch=1, heads=2, length=97, head_dim=7, value_dim=7)), chunk=32)
+@example(case=(3, "strided", dict(batch=1, heads=1, length=1, head_dim=1, value_dim=1, logits="x1")), chunk=32)
+@example(case=(4, "fixed", dict(batch=1, heads=2, length=97, head_dim=7, value_dim=7, logits="large")), chunk=32)
+@example(case=(6, "strided", dict(batch=1, heads=2, length=90, head_dim=3, value_dim=3, logits="large")), chunk=32)
 @settings(max_examples=40)
 def test_fold_and_merge_kernels(kernel, dtype, case, chunk):
     """Both dense-block kernels of the fold-and-merge path, any n (divisible by l or not)."""
@@ -73,7 +90,7 @@ def test_fold_and_merge_kernels(kernel, dtype, case, chunk):
     q, k, v = (torch.from_numpy(x[c]) for c in "qkv")
     scale = sizes["head_dim"] ** -0.5
     if family == "strided":
-        from theorylab.sparse._torch_attention import strided_fold_merge
+        from theorylab.sparse._sparse_attention_torch import strided_fold_merge
 
         out = strided_fold_merge(q, k, v, pattern.l, scale, kernel=kernel, chunk=chunk)
     else:
@@ -181,6 +198,7 @@ def test_half_precision_within_policy(kernel, dtype, case):
     """bf16 / fp16 (the GPU dtypes, here on CPU): log-sum-exp statistics stay in float32."""
     seed, family, sizes = case
     sizes = {**sizes, "head_dim": 8, "value_dim": 8}
+    sizes.pop("logits")
     rng = np.random.default_rng(seed)
     pattern = draw_pattern(rng, family)
     x = sparse.make_inputs(rng, **sizes, dtype=np.float32)
@@ -201,6 +219,7 @@ def test_reference_matches_torch_masked_sdpa(case):
     q, k, v = (torch.from_numpy(x[c]) for c in "qkv")
     sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=torch.from_numpy(pattern.mask(n)))
     assert_close(ref, sdpa.numpy(), dtype=np.float64, name=str(pattern))
+    assert_close(sparse.attention_ref(x["q"], x["k"], x["v"], pattern), ref, dtype=np.float64, name=str(pattern))
 
 
 def test_make_inputs_rejects_bad_arguments():
@@ -215,7 +234,7 @@ def test_make_inputs_rejects_bad_arguments():
 @example(seed=0, n=64, w=65, chunk=64)
 @settings(max_examples=30)
 def test_sliding_window_band(kernel, seed, n, w, chunk):
-    from theorylab.sparse._torch_attention import sliding_window_band
+    from theorylab.sparse._sparse_attention_torch import sliding_window_band
 
     x = sparse.make_inputs(np.random.default_rng(seed), batch=1, heads=2, length=n, head_dim=3)
     ref = sparse.attention_ref(x["q"], x["k"], x["v"], sparse.sliding_window(w))

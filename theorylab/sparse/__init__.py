@@ -11,16 +11,34 @@ Public API (each module's docstring states the claim it encodes):
   pattern's allowed keys; backends ``"ref"`` (dense masked, float64), ``"numba"``
   (compressed rows), ``"torch"`` (fold and merge for strided / fixed); :func:`attention_ref`,
   :func:`make_inputs`.
-* content-based masks (:mod:`theorylab.sparse.content`, #17 / #5): :func:`routing_mask`,
-  :func:`moba_mask`, and :class:`ExplicitPattern` to attend over any causal mask.
-* claims: :mod:`~theorylab.sparse.counting` (nnz exponents and closed forms),
-  :mod:`~theorylab.sparse.equivalence` (every path = dense masked softmax),
-  :mod:`~theorylab.sparse.connectivity` (two hops, diameter, receptive field),
-  :mod:`~theorylab.sparse.content` (one cluster / all blocks = full attention).
+* content-based selection (:mod:`theorylab.sparse.content`, #17 / #5): Routing Transformer
+  (:func:`routing_centroids`, :func:`routing_assign`, :func:`routing_clusters`,
+  :func:`routing_mask`, :func:`routing_row_counts`, :func:`routing_attention`) and MoBA
+  (:func:`moba_scores`, :func:`moba_select`, :func:`moba_mask`, :func:`moba_attention`);
+  :class:`ExplicitPattern` to attend over any causal mask.
+* connectivity (:mod:`theorylab.sparse.connectivity`): reach within p hops, receptive fields.
+
+One anatomy per family: ``<family>.py`` (statement, inputs, reference, public functions),
+``_<family>_numba.py``, ``_<family>_torch.py``, ``<family>_claims.py`` (checks, controls,
+proofs): patterns / patterns_claims (counts), sparse_attention / _sparse_attention_numba /
+_sparse_attention_torch / sparse_attention_claims, connectivity / connectivity_claims,
+content / content_claims.
 """
 
 from .sparse_attention import attention, attention_ref, make_inputs
-from .content import ExplicitPattern, moba_mask, routing_mask
+from .content import (
+    ExplicitPattern,
+    moba_attention,
+    moba_mask,
+    moba_scores,
+    moba_select,
+    routing_assign,
+    routing_attention,
+    routing_centroids,
+    routing_clusters,
+    routing_mask,
+    routing_row_counts,
+)
 from .patterns import (
     BigBird,
     Fixed,
@@ -57,9 +75,18 @@ __all__ = [
     "attention_ref",
     "make_inputs",
     "ExplicitPattern",
+    "routing_centroids",
+    "routing_assign",
+    "routing_clusters",
     "routing_mask",
+    "routing_row_counts",
+    "routing_attention",
+    "moba_scores",
+    "moba_select",
     "moba_mask",
+    "moba_attention",
 ]
-from . import counting as _counting  # noqa: F401,E402  (registers the complexity claims)
-from . import equivalence as _equivalence  # noqa: F401,E402  (registers the identity claims)
-from . import connectivity as _connectivity  # noqa: F401,E402  (registers the connectivity claims)
+from . import patterns_claims as _patterns_claims  # noqa: F401,E402  (registers the counting claims)
+from . import sparse_attention_claims as _sparse_attention_claims  # noqa: F401,E402  (registers the identity claims)
+from . import connectivity_claims as _connectivity_claims  # noqa: F401,E402  (registers the connectivity claims)
+from . import content_claims as _content_claims  # noqa: F401,E402  (registers the routing and MoBA claims)

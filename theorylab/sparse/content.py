@@ -1,45 +1,67 @@
-"""Content-based sparsity that degenerates to full attention: Routing and MoBA.
+"""Content-based sparse attention: Routing Transformer and MoBA.
 
 Papers: #17 Roy, Saffar, Vaswani & Grangier, "Efficient Content-Based Sparse Attention with
-Routing Transformers" (2020, arXiv:2003.05997): queries and keys are assigned to the
-nearest of C shared k-means centroids and a query attends to the (earlier) keys of its own
-cluster -- with C = 1 cluster this is full causal attention.  #5 Lu et al., "MoBA:
-Mixture of Block Attention for Long-Context LLMs" (2025, arXiv:2502.13189): keys are split
-into blocks of B tokens; query i scores each earlier block by s = <q_i, mean of the block's
-keys>, attends to its own block (causally) and to the top-k earlier blocks -- with k >= the
-number of blocks this is full causal attention.
+Routing Transformers" (2020, arXiv:2003.05997): queries and keys are routed to the nearest
+of C shared k-means centroids, and a query attends to the (earlier) keys of its own
+cluster; with C = √n balanced clusters the cost is O(n^1.5 d) instead of O(n² d).
+#5 Lu et al., "MoBA: Mixture of Block Attention for Long-Context LLMs" (2025,
+arXiv:2502.13189): keys are split into blocks of B tokens; query i scores each earlier
+block by s_ib = <q_i, k̄_b> (k̄_b the mean of the block's keys), always attends to its own
+block (causally), and to the ``topk`` earlier blocks with the largest scores.
 
-Masks (one head; q, k (n, d)):
+Selection and masks (one head; q, k (n, d)):
 
-    routing:  A_i = {j <= i : c(q_i) = c(k_j)} ∪ {i}      c(x) = argmin_c ||x/|x| − μ_c||
-    MoBA:     A_i = {j <= i : ⌊j/B⌋ = ⌊i/B⌋} ∪ ⋃_{b ∈ topk_i} block b,
-              topk_i = the k earlier blocks b < ⌊i/B⌋ with the largest <q_i, k̄_b>
+    routing:  μ = k-means centroids (below);  c(x) = argmin_c ||x/|x| − μ_c||  (= argmax_c <x/|x|, μ_c>)
+              A_i = {j <= i : c(k_j) = c(q_i)} ∪ {i}
+    MoBA:     gate_i = {⌊i/B⌋} ∪ topk_i,  topk_i = the ``topk`` blocks b < ⌊i/B⌋ with the largest s_ib
+              (ties: the lower block index first)
+              A_i = {j <= i : ⌊j/B⌋ ∈ gate_i}
 
-(the diagonal keeps every routing row non-empty: a query alone in its cluster attends to
-itself).  Centroids: ``iters`` Lloyd steps on the unit-normalized queries and keys, started
-from points drawn with ``seed``.
+The diagonal keeps every routing row non-empty (a query alone in its cluster attends to
+itself).  Centroids: ``iters`` Lloyd steps on the 2n unit-normalized queries and keys
+(assign each point to the nearest centroid, move each cluster's centroid to the normalized
+mean of its points; a cluster that is empty, or whose mean is zero, keeps its centroid), started from the points at indices
+``numpy.random.default_rng(seed).choice(2n, C, replace=False)``.  The paper's MoBA k
+counts the current block: k = ``topk`` + 1.
 
-Claims ``sparse.routing-one-cluster-is-full`` and ``sparse.moba-all-blocks-is-full``:
-attention over these masks (through :func:`theorylab.sparse.attention` and
-:class:`ExplicitPattern`) equals full causal attention within the float64 policy when
-C = 1, resp. k = ⌈n/B⌉; negative controls C = 4, resp. k = ⌈n/B⌉ − 2.
+Counts.  :func:`routing_row_counts` gives |A_i| from the assignments alone (no (n, n)
+mask; O(n log n)): the cost in attention scores of routing is their sum.
 
-Shapes: q, k (n, d); masks (n, n) bool.
+Public functions: :func:`routing_centroids`, :func:`routing_assign`,
+:func:`routing_clusters`, :func:`routing_mask`, :func:`routing_row_counts`,
+:func:`routing_attention`; :func:`moba_scores`, :func:`moba_select`, :func:`moba_mask`,
+:func:`moba_attention`; :class:`ExplicitPattern` (attention over any causal mask).
+Claims: :mod:`theorylab.sparse.content_claims`.
+
+Glossary (code -> paper): clusters -> C (k in #17), centroids -> μ, block -> B,
+topk -> k − 1 (#5), moba_scores -> s, moba_select -> the gate g.
+
+Shapes: q, k (n, d) for the selection functions; q, k (batch, heads, n, d) and v
+(batch, heads, n, dv) for the attention functions; masks (n, n) bool; gate (n, ⌈n/B⌉) bool.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..checks import identity_verdict
-from ..claims import Claim, Paper, Verdict, register
-from .sparse_attention import attention, attention_ref, make_inputs
-from .patterns import Pattern, _int, full_causal
+from .. import _validate as V
+from ..backends import to_numpy
+from .patterns import Pattern, _int
+from .sparse_attention import attention
 
-__all__ = ["ExplicitPattern", "routing_mask", "moba_mask"]
-
-ROUTING = Paper("Efficient Content-Based Sparse Attention with Routing Transformers", 2020, "2003.05997", index=17)
-MOBA = Paper("MoBA: Mixture of Block Attention for Long-Context LLMs", 2025, "2502.13189", index=5)
+__all__ = [
+    "ExplicitPattern",
+    "routing_centroids",
+    "routing_assign",
+    "routing_clusters",
+    "routing_mask",
+    "routing_row_counts",
+    "routing_attention",
+    "moba_scores",
+    "moba_select",
+    "moba_mask",
+    "moba_attention",
+]
 
 
 class ExplicitPattern(Pattern):
@@ -69,114 +91,152 @@ class ExplicitPattern(Pattern):
         return int(self._mask[: self._length(n)].sum())
 
     def mask(self, n):
-        return self._mask[: self._length(n), : n].copy()
+        return self._mask[: self._length(n), :n].copy()
 
     def csr(self, n):
         self._length(n)
         return super().csr(n)
 
 
+def _qk(q, k) -> tuple[np.ndarray, np.ndarray]:
+    """q, k as float64 (n, d) arrays of equal shape, finite; errors name the argument."""
+    arrs = {}
+    for name, a in (("q", q), ("k", k)):
+        a = np.asarray(to_numpy(a), dtype=np.float64) if hasattr(a, "shape") else None
+        if a is None:
+            raise TypeError(f"{name} must be a numpy array or torch tensor of shape (n, d)")
+        if a.ndim != 2 or 0 in a.shape:
+            raise ValueError(f"{name} must have shape (n, d) with n, d >= 1; got {a.shape}")
+        V.check_finite(name, a)
+        arrs[name] = a
+    if arrs["q"].shape != arrs["k"].shape:
+        raise ValueError(f"k must have the shape of q {arrs['q'].shape}; got {arrs['k'].shape}")
+    return arrs["q"], arrs["k"]
+
+
 def _unit(x):
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def routing_mask(q, k, clusters: int, seed: int, iters: int = 5) -> np.ndarray:
-    """Routing Transformer mask with ``clusters`` shared k-means centroids (see above)."""
-    clusters = _int("clusters", clusters, 1)
-    x = _unit(np.concatenate([q, k]))  # (2n, d): shared centroids for queries and keys
-    rng = np.random.default_rng(seed)
-    mu = x[rng.choice(x.shape[0], size=min(clusters, x.shape[0]), replace=False)]  # (C, d)
+# ---------------------------------------------------------------------------------------
+# Routing Transformer
+# ---------------------------------------------------------------------------------------
+def routing_assign(x, centroids) -> np.ndarray:
+    """Nearest centroid of each row of ``x`` (m, d) on the unit sphere: argmax_c <x/|x|, μ_c>, (m,) int64."""
+    return np.argmax(_unit(np.asarray(x, dtype=np.float64)) @ np.asarray(centroids, dtype=np.float64).T, axis=1).astype(np.int64)
+
+
+def routing_centroids(q, k, clusters, seed, iters=5) -> np.ndarray:
+    """Shared k-means centroids (C, d) of the unit-normalized queries and keys (see the module docstring)."""
+    q, k = _qk(q, k)
+    clusters, seed, iters = _int("clusters", clusters, 1), _int("seed", seed, 0), _int("iters", iters, 0)
+    x = _unit(np.concatenate([q, k]))  # (2n, d)
+    init = np.random.default_rng(seed).choice(x.shape[0], size=min(clusters, x.shape[0]), replace=False)
+    mu = x[init]  # (C, d)
     for _ in range(iters):
-        assign = np.argmax(x @ mu.T, axis=1)  # nearest centroid on the sphere
-        for c in range(mu.shape[0]):
-            if np.any(assign == c):
-                mu[c] = _unit(x[assign == c].mean(axis=0))
-    assign = np.argmax(x @ mu.T, axis=1)
-    n = q.shape[0]
-    cq, ck = assign[:n], assign[n:]
-    same = cq[:, None] == ck[None, :]
-    return np.tril(same) | np.eye(n, dtype=bool)
+        assign = routing_assign(x, mu)  # (2n,)
+        sums = np.zeros_like(mu)
+        np.add.at(sums, assign, x)  # (C, d): Σ of each cluster's points
+        moved = np.linalg.norm(sums, axis=1) > 0  # empty clusters (and zero means) keep their centroid
+        mu[moved] = _unit(sums[moved])  # the normalized mean (the count cancels in the normalization)
+    return mu
 
 
-def moba_mask(q, k, block: int, topk: int) -> np.ndarray:
-    """MoBA mask: own block (causal) plus the ``topk`` best-scoring earlier blocks."""
-    block, topk = _int("block", block, 1), _int("topk", topk, 0)
+def routing_clusters(q, k, clusters, seed, iters=5) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster of every query and every key, (n,) int64 each."""
+    q, k = _qk(q, k)
+    mu = routing_centroids(q, k, clusters, seed, iters)
+    return routing_assign(q, mu), routing_assign(k, mu)
+
+
+def routing_mask(q, k, clusters, seed, iters=5) -> np.ndarray:
+    """Routing Transformer mask (n, n): same-cluster earlier keys, plus the diagonal."""
+    cq, ck = routing_clusters(q, k, clusters, seed, iters)
+    n = cq.size
+    return np.tril(cq[:, None] == ck[None, :]) | np.eye(n, dtype=bool)
+
+
+def routing_row_counts(q, k, clusters, seed, iters=5) -> np.ndarray:
+    """|A_i| for every query, (n,) int64, from the assignments only (O(n log n), no mask)."""
+    cq, ck = routing_clusters(q, k, clusters, seed, iters)
+    n = cq.size
+    pos = np.arange(n, dtype=np.int64)
+    keys = np.sort(ck * n + pos)  # (n,): keys ordered by (cluster, position)
+    same = np.searchsorted(keys, cq * n + pos, side="right") - np.searchsorted(keys, cq * n, side="left")
+    return same + (ck != cq)  # keys j <= i of i's cluster, plus the diagonal when k_i lies elsewhere
+
+
+def _per_head_attention(q, k, v, make_mask, name, scale, backend):
+    """attention(q, k, v) with a mask built per (batch, head) from that head's q and k."""
+    V.check_arrays({"q": q, "k": k, "v": v})
+    for nm, a in (("q", q), ("k", k), ("v", v)):
+        V.check_ndim(nm, a, 4, "(batch, heads, length, dim)")
+    B, H = int(q.shape[0]), int(q.shape[1])
+    qn, kn = to_numpy(q), to_numpy(k)
+    rows = []
+    for b in range(B):
+        heads = []
+        for h in range(H):
+            pat = ExplicitPattern(make_mask(qn[b, h], kn[b, h]), name)
+            heads.append(attention(q[b : b + 1, h : h + 1], k[b : b + 1, h : h + 1], v[b : b + 1, h : h + 1],
+                                   pat, scale=scale, backend=backend))
+        rows.append(heads)
+    if isinstance(rows[0][0], np.ndarray):
+        return np.concatenate([np.concatenate(r, axis=1) for r in rows], axis=0)
+    import torch
+
+    return torch.cat([torch.cat(r, dim=1) for r in rows], dim=0)
+
+
+def routing_attention(q, k, v, clusters, *, seed, iters=5, scale=None, backend="auto"):
+    """Routing attention: each head attends over :func:`routing_mask` of its own q, k.
+
+    q, k (batch, heads, n, d), v (batch, heads, n, dv); backends as :func:`theorylab.sparse.attention`.
+    """
+    return _per_head_attention(q, k, v, lambda a, b: routing_mask(a, b, clusters, seed, iters), f"routing C={clusters}",
+                               scale, backend)
+
+
+# ---------------------------------------------------------------------------------------
+# MoBA
+# ---------------------------------------------------------------------------------------
+def moba_scores(q, k, block) -> np.ndarray:
+    """Gate scores s_ib = <q_i, mean of block b's keys>, (n, ⌈n/B⌉) float64 (every block, future ones too)."""
+    q, k = _qk(q, k)
+    block = _int("block", block, 1)
     n = q.shape[0]
     nb = -(-n // block)
     means = np.stack([k[b * block : (b + 1) * block].mean(axis=0) for b in range(nb)])  # (nb, d)
-    gate = q @ means.T  # (n, nb)
-    qb = np.arange(n) // block
-    i, j = np.arange(n)[:, None], np.arange(n)[None, :]
-    m = (j <= i) & (j // block == qb[:, None])
-    for t in range(n):
-        past = qb[t]
-        if past and topk:
-            chosen = np.argsort(-gate[t, :past], kind="stable")[:topk]  # (<= topk,)
-            m[t, np.isin(np.arange(n) // block, chosen)] = True
-    return m
+    return q @ means.T  # (n, nb)
 
 
-def _one_head(rng, size):
-    n = int(rng.integers(24 if size == "quick" else 48, (96 if size == "quick" else 256) + 1))
-    d = int(rng.choice([2, 3, 5, 8]))
-    return make_inputs(rng, length=n, head_dim=d), n, d
+def moba_select(q, k, block, topk) -> np.ndarray:
+    """The gate (n, ⌈n/B⌉) bool: query i's own block plus its ``topk`` best-scoring earlier blocks."""
+    topk = _int("topk", topk, 0)
+    s = moba_scores(q, k, block)
+    n, nb = s.shape
+    own = np.arange(n) // int(block)  # (n,)
+    gate = np.zeros((n, nb), dtype=bool)
+    gate[np.arange(n), own] = True  # the current block is always routed
+    for i in range(n):
+        if own[i] and topk:
+            chosen = np.argsort(-s[i, : own[i]], kind="stable")[:topk]  # (<= topk,) largest scores first
+            gate[i, chosen] = True
+    return gate
 
 
-def _full_verdict(x, mask, what, sizes):
-    pattern = ExplicitPattern(mask, what)
-    out = attention(x["q"], x["k"], x["v"], pattern, backend="numba")
-    ref = attention_ref(x["q"], x["k"], x["v"], full_causal())
-    return identity_verdict(out, ref, dtype=np.float64, backend="numba", sizes=sizes, what=f"{pattern} vs full causal")
+def moba_mask(q, k, block, topk) -> np.ndarray:
+    """MoBA mask (n, n): keys j <= i whose block the gate selected."""
+    gate = moba_select(q, k, block, topk)
+    n = gate.shape[0]
+    jb = np.arange(n) // int(block)
+    return np.tril(gate[:, jb])
 
 
-def _routing(wrong: bool):
-    def run(rng: np.random.Generator, size: str = "quick") -> Verdict:
-        x, n, d = _one_head(rng, size)
-        C = 4 if wrong else 1
-        mask = routing_mask(x["q"][0, 0], x["k"][0, 0], C, int(rng.integers(0, 2**31)))
-        return _full_verdict(x, mask, f"routing C={C}", {"n": n, "head_dim": d, "clusters": C})
+def moba_attention(q, k, v, block, topk, *, scale=None, backend="auto"):
+    """MoBA attention: each head attends over :func:`moba_mask` of its own q, k.
 
-    return run
-
-
-def _moba(wrong: bool):
-    def run(rng: np.random.Generator, size: str = "quick") -> Verdict:
-        x, n, d = _one_head(rng, size)
-        block = int(rng.integers(2, n // 3 + 1))  # at least 3 blocks
-        nb = -(-n // block)
-        topk = nb - 2 if wrong else nb
-        mask = moba_mask(x["q"][0, 0], x["k"][0, 0], block, topk)
-        return _full_verdict(x, mask, f"moba B={block} k={topk}", {"n": n, "head_dim": d, "block": block, "topk": topk})
-
-    return run
-
-
-ROUTING_CLAIM = register(
-    Claim(
-        id="sparse.routing-one-cluster-is-full",
-        paper=ROUTING,
-        statement="Routing attention (queries and keys routed to shared k-means centroids, attention within a cluster, "
-        "causal) with a single cluster equals full causal attention (float64, 1e-10).",
-        kind="identity",
-        check=_routing(False),
-        negative_control=_routing(True),
-        module="theorylab/sparse/content.py",
-        test="tests/sparse/test_content.py",
-        controls="four clusters instead of one",
-    )
-)
-
-MOBA_CLAIM = register(
-    Claim(
-        id="sparse.moba-all-blocks-is-full",
-        paper=MOBA,
-        statement="MoBA (own block plus the top-k earlier key blocks by <q, mean block key>) with k = number of blocks "
-        "equals full causal attention (float64, 1e-10).",
-        kind="identity",
-        check=_moba(False),
-        negative_control=_moba(True),
-        module="theorylab/sparse/content.py",
-        test="tests/sparse/test_content.py",
-        controls="top-k with k = (number of blocks) - 2",
-    )
-)
+    q, k (batch, heads, n, d), v (batch, heads, n, dv); backends as :func:`theorylab.sparse.attention`.
+    """
+    return _per_head_attention(q, k, v, lambda a, b: moba_mask(a, b, block, topk), f"moba B={block} k={topk}",
+                               scale, backend)

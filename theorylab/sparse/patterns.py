@@ -61,6 +61,8 @@ __all__ = [
     "window_global",
     "bigbird",
     "full_causal",
+    "strided_count",
+    "fixed_count",
 ]
 
 
@@ -94,6 +96,33 @@ def _sum_clip(x0: int, x1: int, lo: int, hi: int) -> int:
     m0, m1 = max(x0, lo), min(x1, hi + 1)  # x in [m0, m1) contribute x
     mid = (m0 + m1 - 1) * (m1 - m0) // 2 if m1 > m0 else 0
     return below * lo + above * hi + mid
+
+
+def _half(x):
+    """x / 2 for an even x: exact ``//`` on integers, ``/`` on sympy expressions (the proofs)."""
+    return x // 2 if isinstance(x, int) else x / 2
+
+
+def strided_count(q, l, r):
+    """nnz of strided(l) at n = q·l + r, q >= 1, 0 <= r < l (integers or sympy symbols).
+
+    Row i = a·l + b has min(i, l) + 1 window keys and ⌊i/l⌋ + 1 stride keys, sharing
+    i − j = 0 and (for i >= l) i − j = l: so b + 1 keys in block a = 0 and l + a keys in
+    block a >= 1.  Summing the blocks:
+        l(l+1)/2 + (q−1)·l² + l·q(q−1)/2 + r·(l + q).
+    (For q = 0, n < l, every row is its whole prefix: n(n+1)/2.)
+    """
+    return _half(l * (l + 1)) + (q - 1) * l * l + _half(l * q * (q - 1)) + r * (l + q)
+
+
+def fixed_count(q, l, r, c):
+    """nnz of fixed(l, c) at n = q·l + r, 0 <= r < l (integers or sympy symbols).
+
+    Row i = a·l + b has b + 1 keys in its own block and c summary keys in each of the a
+    earlier blocks (its own block's summary keys are already in A¹):  b + 1 + a·c.
+    Summing:  q·l(l+1)/2 + c·l·q(q−1)/2 + r(r+1)/2 + r·q·c.
+    """
+    return q * _half(l * (l + 1)) + c * l * _half(q * (q - 1)) + _half(r * (r + 1)) + r * q * c
 
 
 class Pattern:
@@ -213,19 +242,10 @@ class Strided(OffsetPattern):
     l: int = 1
 
     def nnz(self, n) -> int:
-        """Closed form, n = q·l + r with 0 <= r < l (proof: :func:`theorylab.sparse.counting.proof_strided`).
-
-        Row i = a·l + b has min(i, l) + 1 window keys and ⌊i/l⌋ + 1 stride keys, sharing
-        i − j = 0 and (for i >= l) i − j = l: so b + 1 keys in block a = 0 and l + a keys
-        in block a >= 1.  Summing:  q = 0: n(n+1)/2;  q >= 1:
-            l(l+1)/2 + (q−1)·l² + l·q(q−1)/2 + r·(l + q).
-        """
+        """Closed form :func:`strided_count` (proof: :func:`theorylab.sparse.patterns_claims.proof_strided`)."""
         n = _int("n", n, 1, why="sequence length")
-        l = self.l
-        q, r = divmod(n, l)
-        if q == 0:
-            return _tri(n)
-        return _tri(l) + (q - 1) * l * l + l * q * (q - 1) // 2 + r * (l + q)
+        q, r = divmod(n, self.l)
+        return _tri(n) if q == 0 else strided_count(q, self.l, r)
 
 
 @dataclass(frozen=True, repr=False)
@@ -251,16 +271,10 @@ class Fixed(Pattern):
         return i % self.l + 1 + (i // self.l) * self.c
 
     def nnz(self, n) -> int:
-        """Closed form, n = q·l + r (proof: :func:`theorylab.sparse.counting.proof_fixed`).
-
-        Row i = a·l + b has b + 1 keys in its own block and c summary keys in each of the
-        a earlier blocks (its own block's summary keys are already in A¹):  b + 1 + a·c.
-        Summing:  q·l(l+1)/2 + c·l·q(q−1)/2 + r(r+1)/2 + r·q·c.
-        """
+        """Closed form :func:`fixed_count` (proof: :func:`theorylab.sparse.patterns_claims.proof_fixed`)."""
         n = _int("n", n, 1, why="sequence length")
-        l, c = self.l, self.c
-        q, r = divmod(n, l)
-        return q * _tri(l) + c * l * q * (q - 1) // 2 + _tri(r) + r * q * c
+        q, r = divmod(n, self.l)
+        return fixed_count(q, self.l, r, self.c)
 
     def mask(self, n):
         n = _int("n", n, 1, why="sequence length")

@@ -37,7 +37,7 @@ loop over each query's allowed keys (O(nnz·d), float64 accumulation), must matc
 ``"torch"`` fold and merge for strided / fixed, the band blocks for a sliding window (O(n·w)),
 and dense masked softmax in the input dtype for every other pattern (O(n²) memory), each dense block by torch's fused CPU
 flash-attention kernel (which also returns the log-sum-exp) or by explicit matrix products
-(see :mod:`theorylab.sparse._torch_attention`), must match the ref; ``"auto"`` per
+(see :mod:`theorylab.sparse._sparse_attention_torch`), must match the ref; ``"auto"`` per
 :mod:`theorylab.backends`.
 
 Glossary (code -> paper): q, k, v -> Q, K, V; pattern -> the sets Aᵢ = A¹ᵢ ∪ A²ᵢ;
@@ -63,15 +63,20 @@ __all__ = ["attention", "attention_ref", "make_inputs", "BACKENDS"]
 BACKENDS = ("ref", "numba", "torch")
 
 
-def make_inputs(rng: np.random.Generator, *, batch=1, heads=1, length=16, head_dim=8, value_dim=None, dtype=np.float64) -> dict:
-    """One valid random instance: q, k, v standard normal (v with ``value_dim`` columns)."""
+def make_inputs(rng: np.random.Generator, *, batch=1, heads=1, length=16, head_dim=8, value_dim=None, logit_scale=1.0,
+                dtype=np.float64) -> dict:
+    """One valid random instance: q, k, v standard normal (v with ``value_dim`` columns), q
+    multiplied by ``logit_scale`` (30 and more gives logits of hundreds: a softmax without
+    its max shift overflows)."""
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
     b, h, n, d = (int(s) for s in (batch, heads, length, head_dim))
     dv = d if value_dim is None else int(value_dim)
     if min(b, h, n, d, dv) < 1:
         raise ValueError(f"sizes must be >= 1; got batch={b}, heads={h}, length={n}, head_dim={d}, value_dim={dv}")
-    q = rng.standard_normal((b, h, n, d))
+    if not (isinstance(logit_scale, (int, float)) and math.isfinite(logit_scale) and logit_scale > 0):
+        raise ValueError(f"logit_scale must be a finite number > 0; got {logit_scale!r}")
+    q = rng.standard_normal((b, h, n, d)) * float(logit_scale)
     k = rng.standard_normal((b, h, n, d))
     v = rng.standard_normal((b, h, n, dv))
     return {"q": q.astype(dtype), "k": k.astype(dtype), "v": v.astype(dtype)}
@@ -133,7 +138,7 @@ def attention(q, k, v, pattern: Pattern, *, scale=None, backend="auto"):
     if backend == "ref":
         out = attention_ref(q, k, v, pattern, scale)
     elif backend == "numba":
-        from ._numba import attention_csr_numba
+        from ._sparse_attention_numba import attention_csr_numba
 
         dtype = np.float64 if V.dtype_name(q) == "float64" else np.float32
         indptr, indices = pattern.csr(int(q.shape[2]))
@@ -141,7 +146,7 @@ def attention(q, k, v, pattern: Pattern, *, scale=None, backend="auto"):
     else:
         import torch
 
-        from ._torch_attention import attention_torch
+        from ._sparse_attention_torch import attention_torch
 
         args = [a if kind == "torch" else torch.from_numpy(np.ascontiguousarray(a)) for a in (q, k, v)]
         out = attention_torch(*args, pattern, scale)

@@ -1,4 +1,4 @@
-"""numba kernel of the sparse theme (imported lazily; compiled on first call, cached on disk).
+"""numba kernel of :mod:`theorylab.sparse.sparse_attention` (imported lazily; compiled on first call, cached on disk).
 
 ``attention_csr_numba`` must match :func:`theorylab.sparse.sparse_attention.attention_ref`.
 """
