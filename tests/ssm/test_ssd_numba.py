@@ -17,7 +17,7 @@ import numba  # noqa: E402
 
 from theorylab.ssm import ssd  # noqa: E402
 from theorylab.ssm._duality_numba import _RUN, _STEPS, ssd_numba  # noqa: E402
-from theorylab.ssm.duality import make_inputs, ssd_ref  # noqa: E402
+from theorylab.ssm.duality import make_inputs, regime_log_a, ssd_ref  # noqa: E402
 from theorylab.tolerances import assert_close  # noqa: E402
 
 ARGS = ("X", "log_a", "B", "C")
@@ -51,9 +51,33 @@ def test_numba_kernel_matches_reference(sizes, chunk, dtype, threads, seed):
     assert_close(out, ref, dtype=dtype, name=f"ssd_numba Q={chunk} {sizes} {np.dtype(dtype).name} threads={threads}")
 
 
-def test_blocking_constants_are_exercised():
-    """The sizes above straddle the kernel's block and run lengths."""
-    assert _STEPS == 16 and _RUN == 16
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sizes_straddling_the_blocking_constants(dtype, threads):
+    """Lengths, chunks and batch x heads one below, at and one above the kernel's time block
+    (_STEPS) and head run (_RUN), derived from the constants themselves, so a change of
+    either keeps the boundaries covered; chunks end inside, at and past a block.  A job
+    split between two threads in mid-chunk is included."""
+    cases = []
+    for L in (_STEPS - 1, _STEPS, _STEPS + 1, 2 * _STEPS + 1):
+        for Q in (_STEPS - 1, _STEPS, _STEPS + 1, L):
+            for bh in (_RUN - 1, _RUN, _RUN + 1):
+                cases.append((L, Q, bh))
+    rng = np.random.default_rng(17)
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        for L, Q, bh in cases:
+            batch = 1 + bh % 2
+            heads = -(-bh // batch)
+            p = make_inputs(rng, batch=batch, length=L, heads=heads, head_dim=3, state=2, dtype=dtype)
+            p["log_a"] = regime_log_a(rng, p["log_a"].shape, lo=-50.0).astype(dtype)
+            ref = ssd_ref(*(p[k].astype(np.float64) for k in ARGS))
+            out, finite = ssd_numba(*(p[k] for k in ARGS), chunk_size=Q)
+            assert finite
+            assert_close(out, ref, dtype=dtype, name=f"L={L} Q={Q} batch x heads={batch}x{heads} threads={threads}")
+    finally:
+        numba.set_num_threads(before)
 
 
 @given(arg=st.sampled_from(["X", "B", "C"]), where=st.floats(0, 1, exclude_max=True),

@@ -53,9 +53,11 @@ from .. import _validate as V
 from ..backends import like_input, resolve_backend, to_numpy
 from ._segsum import segsum
 
-__all__ = ["ssd", "ssd_matrix", "ssd_ref", "ssd_matrix_ref", "ssd_chunked_ref", "make_inputs", "BACKENDS"]
+__all__ = ["ssd", "ssd_matrix", "ssd_ref", "ssd_matrix_ref", "ssd_chunked_ref", "make_inputs", "regime_log_a", "BACKENDS",
+           "MATRIX_BACKENDS"]
 
-BACKENDS = ("ref", "numba", "torch")
+BACKENDS = ("ref", "numba", "torch")  # of ssd
+MATRIX_BACKENDS = ("ref", "torch")  # of ssd_matrix
 
 
 # ---------------------------------------------------------------------------------------
@@ -90,6 +92,25 @@ def make_inputs(
         "C": scale * rng.standard_normal((b, L, h, n)),
     }
     return {k: v.astype(dtype) for k, v in out.items()}
+
+
+def regime_log_a(rng: np.random.Generator, shape, *, lo=-30.0) -> np.ndarray:
+    """log_a (batch, length, heads) anywhere in [lo, 0], in stretches of random length (up to
+    length/8), each uniform in one regime: no decay (0), weak [-1e-3, 0], moderate [-1, 0]
+    or strong [lo, 0].  A strong stretch followed by a decay-free one is where a segment
+    sum taken as a difference of cumulative sums loses its digits."""
+    b, L, h = shape
+    out = np.empty(shape)
+    regimes = [(0.0, 0.0), (-1e-3, 0.0), (-1.0, 0.0), (float(lo), 0.0)]
+    for bi in range(b):
+        for hi in range(h):
+            t = 0
+            while t < L:
+                T = int(rng.integers(1, max(2, L // 8)))
+                r0, r1 = regimes[int(rng.integers(len(regimes)))]
+                out[bi, t:t + T, hi] = rng.uniform(r0, r1, size=min(T, L - t))
+                t += T
+    return out
 
 
 def _validate(X, log_a, B, C, *, need_x=True, scan=("X", "log_a", "B", "C")) -> str:
@@ -222,19 +243,25 @@ def ssd(X, log_a, B, C, *, chunk_size=64, backend="auto"):
     return Y.astype(X.dtype, copy=False) if kind == "numpy" else Y
 
 
-def ssd_matrix(log_a, B, C):
+def ssd_matrix(log_a, B, C, *, backend="auto"):
     """SSD matrix M (batch, heads, length, length) with Y = M X (per head).
 
-    numpy in -> float64 :func:`ssd_matrix_ref`, returned in the input dtype; torch in ->
-    the same stable-segsum form in torch (differentiable, on the input's device and dtype).
+    Backends: ``"ref"`` (:func:`ssd_matrix_ref`, numpy float64, returned in the input
+    dtype), ``"torch"`` (the same stable-segsum form in torch; CPU/CUDA; differentiable),
+    ``"auto"`` (torch tensors -> torch, numpy -> ref).  numpy in -> numpy out; torch in ->
+    torch out on the same device and dtype.
     """
     kind = _validate(None, log_a, B, C, need_x=False)
-    if kind == "torch":
+    backend = resolve_backend(backend, (log_a, B, C), valid=MATRIX_BACKENDS)
+    if backend == "torch":
         import torch
 
         from ._segsum import segsum_torch
 
-        Lmask = torch.exp(segsum_torch(log_a.transpose(1, 2)))  # (b, h, L, L)
-        return Lmask * torch.einsum("bthn,bshn->bhts", C, B)
-    return ssd_matrix_ref(log_a, B, C).astype(log_a.dtype, copy=False)
-
+        la, Bt, Ct = (v if kind == "torch" else torch.from_numpy(v) for v in (log_a, B, C))
+        Lmask = torch.exp(segsum_torch(la.transpose(1, 2)))  # (b, h, L, L), 0 above the diagonal
+        M = Lmask * torch.einsum("bthn,bshn->bhts", Ct, Bt)
+    else:
+        M = ssd_matrix_ref(*(to_numpy(v) for v in (log_a, B, C)))
+    M = like_input(M, log_a)
+    return M.astype(log_a.dtype, copy=False) if kind == "numpy" else M

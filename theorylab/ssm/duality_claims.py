@@ -1,32 +1,38 @@
 """Claims of state space duality: checks, negative controls, sympy proof.
 
-Statements (math and paper in :mod:`theorylab.ssm.duality`):
+Statements (math and paper in :mod:`theorylab.ssm.duality`).  Every check calls the public
+functions (:func:`ssd`, :func:`ssd_matrix`) on every backend a user can call here
+(:func:`theorylab.checks.check_backends`) and reports one verdict per backend or form.
 
 * ``ssm.ssd-duality`` -- recurrence = chunked algorithm (every chunk size) = M X.
-  Check: float64, the recurrence :func:`ssd_ref` vs :func:`ssd_chunked_ref`, the ``"auto"``
-  and ``"torch"`` backends at a drawn chunk size, and ``ssd_matrix @ X``.  Control: the
-  chunked algorithm with the chunk state carried *without its decay*
-  (H_in(c+1) = H_in(c) + S(c)).  Proof: sympy, symbolic decays, L = 4, N = 2.
+  Check, float64 under the 1e-10 policy, against the recurrence ``ssd(backend="ref")``:
+  ``M X[b]`` for every backend b of ``ssd_matrix``; ``chunked[ref]`` (:func:`ssd_chunked_ref`)
+  and ``chunked[b]`` (``ssd(..., backend=b)``) for numba and torch, at an awkward chunk size
+  (1, 2, 3, 7, 16, 17, 33, L - 1, ... : mostly not dividing L).  log_a in stretches of no,
+  weak, moderate and extreme decay (down to -1e4: decays that underflow to 0).  Control: the
+  chunked algorithm with the chunk state carried *without its decay* (H_in(c+1) = H_in(c) +
+  S(c)).  Proof (:mod:`theorylab.ssm._induction`): general L and every chunk structure.
 * ``ssm.ssd-semiseparable-rank`` -- every submatrix of M strictly below the diagonal has
-  rank <= N.  Any such submatrix (rows I, columns J, min I > max J) lies inside the
-  maximal block M[k:, :k] with k = max J + 1, so checking the L - 1 maximal blocks covers
-  all of them.  Control: the mask L replaced by a random lower-triangular matrix.
+  rank <= N.  Any such submatrix (rows I, columns J, min I > max J) lies inside a maximal
+  block M[k:, :k], so checking the L - 1 maximal blocks covers all of them: the relative
+  (N+1)-th singular value σ_{N+1}/σ_1 of each block is rounding noise.  Control: the decay
+  mask of a time-invariant SSM applied with a varying decay, L[t, s] = a_t^{t-s} (exact when
+  the decay is constant; not semiseparable otherwise).
 * ``ssm.ssd-linear-attention`` -- with log_a ≡ 0, SSD = causal unnormalized linear
   attention tril(Q Kᵀ) V with Q = C, K = B, V = X.  Control: queries and keys swapped.
-* ``ssm.ssd-float32-long`` -- float32 (numba and torch backends) stays finite and within
-  1e-3 normwise of the float64 recurrence at length 65,536 (quick: 8,192) with log_a
-  anywhere in [-30, 0].  Control: the same chunked algorithm with decays taken as ratios
-  exp(cs[t]) / exp(cs[s]) of one float32 cumulative sum over the whole sequence.
+* ``ssm.ssd-float32-long`` -- float32 (numba and torch) stays finite and within √L·ε₃₂
+  (normwise) of the float64 recurrence at length 65,536 (quick: 8,192) with log_a anywhere
+  in [-30, 0].  Error model and control: :func:`long_check` (control: decays as differences
+  exp(cs_t - cs_s) of one float32 cumulative sum, finite but digit-losing).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..checks import identity_verdict
+from ..checks import call_backend, check_backends, identity_verdict
 from ..claims import Claim, Paper, Proof, Verdict, register
-from ..backends import resolve_backend
-from .duality import BACKENDS, make_inputs, ssd, ssd_chunked_ref, ssd_matrix, ssd_ref
+from .duality import MATRIX_BACKENDS, make_inputs, regime_log_a, ssd, ssd_chunked_ref, ssd_matrix
 
 PAPER = Paper(
     "Transformers are SSMs: Generalized Models and Efficient Algorithms Through Structured State Space Duality",
@@ -36,8 +42,9 @@ PAPER = Paper(
 )
 _MODULE = "theorylab/ssm/duality.py"
 _TEST = "tests/ssm/test_ssd.py"
+_ARGS = ("X", "log_a", "B", "C")
 
-_TOP = {"quick": dict(batch=2, length=40, heads=3, head_dim=5, state=4), "full": dict(batch=2, length=200, heads=4, head_dim=7, state=6)}
+_TOP = {"quick": dict(batch=2, length=100, heads=3, head_dim=5, state=4), "full": dict(batch=2, length=300, heads=4, head_dim=7, state=6)}
 
 
 def _draw_sizes(rng: np.random.Generator, size: str, *, min_length=1) -> dict:
@@ -47,8 +54,19 @@ def _draw_sizes(rng: np.random.Generator, size: str, *, min_length=1) -> dict:
     return out
 
 
-def _draw_chunk(rng: np.random.Generator, length: int) -> int:
-    return int(rng.choice([1, 2, 3, 7, 64, length, int(rng.integers(1, length + 1))]))
+def _draw_chunk(rng: np.random.Generator, length: int, *, max_chunk: int | None = None) -> int:
+    """An awkward chunk size: small, around the numba kernel's 16-step block, or next to L;
+    one that does not divide L when there is one (so the last chunk is short)."""
+    top = length if max_chunk is None else max(1, max_chunk)
+    cands = sorted({q for q in (1, 2, 3, 7, 15, 16, 17, 33, length - 1, int(rng.integers(1, length + 1))) if 1 <= q <= top})
+    awkward = [q for q in cands if length % q]
+    return int(rng.choice(awkward if awkward and rng.random() < 0.85 else cands))
+
+
+def _inputs(rng, sizes, *, lo=-1e4) -> dict:
+    p = make_inputs(rng, **sizes)
+    p["log_a"] = regime_log_a(rng, p["log_a"].shape, lo=lo)  # no / weak / moderate / extreme decay
+    return p
 
 
 # ---------------------------------------------------------------------------------------
@@ -71,105 +89,110 @@ def _chunked_without_state_decay(X, log_a, B, C, chunk_size):
     return Y
 
 
-def _duality_verdict(rng, size, chunked_fn) -> Verdict:
+def _duality_verdict(rng, size, *, control: bool) -> Verdict:
     sizes = _draw_sizes(rng, size, min_length=3)
-    Q = _draw_chunk(rng, sizes["length"])
-    if chunked_fn is not ssd_chunked_ref:  # the control differs from the third chunk on
-        Q = min(Q, sizes["length"] // 3)
-    p = make_inputs(rng, **sizes)
-    y_rec = ssd_ref(**p)  # (b, L, h, p)
-    M = ssd_matrix(p["log_a"], p["B"], p["C"])  # (b, h, L, L)
-    forms = {
-        "chunked": chunked_fn(p["X"], p["log_a"], p["B"], p["C"], Q),
-        "M X": np.einsum("bhts,bshp->bthp", M, p["X"]),
-    }
-    auto = resolve_backend("auto", (), valid=BACKENDS)
-    for backend in sorted({auto, "torch"}):
-        forms[f"ssd[{backend}]"] = ssd(p["X"], p["log_a"], p["B"], p["C"], chunk_size=Q, backend=backend)
-    verdicts = {k: identity_verdict(v, y_rec, dtype=np.float64, backend=auto, sizes={**sizes, "chunk_size": Q}, what=f"{k} vs recurrence")
-                for k, v in forms.items()}
-    worst = max(verdicts.values(), key=lambda v: v.error)
-    return Verdict.from_error(worst.error, worst.tolerance, backend=f"ref, {auto}, torch", sizes=worst.sizes,
-                              detail=f"chunk_size={Q}; worst: {worst.detail}")
+    L = sizes["length"]
+    # the control differs from the recurrence from the third chunk on
+    Q = _draw_chunk(rng, L, max_chunk=L // 3 if control else None)
+    p = _inputs(rng, sizes)
+    args = [p[k] for k in _ARGS]
+    y_rec = call_backend(ssd, "ref", *args)  # the recurrence, float64 loop over time
+    info = {**sizes, "chunk_size": Q}
+
+    def part(name, out):
+        return identity_verdict(out, y_rec, dtype=np.float64, backend=name, sizes=info, what=f"{name} vs recurrence")
+
+    if control:
+        return part("chunked[ref], no state decay", _chunked_without_state_decay(*args, Q))
+    parts = {}
+    for b in check_backends(MATRIX_BACKENDS):
+        M = call_backend(ssd_matrix, b, *args[1:])  # (batch, heads, L, L)
+        parts[f"M X[{b}]"] = part(f"M X[{b}]", np.einsum("bhts,bshp->bthp", M, p["X"]))
+    parts["chunked[ref]"] = part("chunked[ref]", ssd_chunked_ref(*args, Q))
+    for b in check_backends(("numba", "torch")):
+        parts[f"chunked[{b}]"] = part(f"chunked[{b}]", call_backend(ssd, b, *args, chunk_size=Q))
+    return Verdict.combine(parts, sizes=info)
 
 
 def duality_check(rng: np.random.Generator, size: str = "quick") -> Verdict:
-    return _duality_verdict(rng, size, ssd_chunked_ref)
+    return _duality_verdict(rng, size, control=False)
 
 
 def duality_control(rng: np.random.Generator, size: str = "quick") -> Verdict:
-    return _duality_verdict(rng, size, _chunked_without_state_decay)
+    return _duality_verdict(rng, size, control=True)
 
 
-def duality_proof(length: int = 4, state: int = 2, chunk_size: int = 2) -> Proof:
-    """Exact: unrolled recurrence == M x == chunked form, decays a_k and all entries symbolic."""
-    import sympy as sp
+def duality_proof(*, carry_decay: bool = True) -> Proof:
+    """General: recurrence = M X for every L, and = the chunked algorithm for every chunk structure.
 
-    L, N, Q = length, state, chunk_size
-    a = sp.symbols(f"a0:{L}", positive=True)
-    x = sp.symbols(f"x0:{L}", real=True)
-    B = [sp.symbols(f"B{t}_0:{N}", real=True) for t in range(L)]
-    C = [sp.symbols(f"C{t}_0:{N}", real=True) for t in range(L)]
+    Per state entry (p, n) the recurrence H_t = a_t H_{t-1} + x_t B_tᵀ is the scalar
+    h_t = exp(ell_t) h_{t-1} + u_t with ell_t = log a_t, u_t = x_t[p] B_t[n]; y_t = H_t C_t is
+    linear in the entries, and M X gives y_t[p] = Σ_n C_t[n] W(t) with W as in
+    :mod:`theorylab.ssm._induction`.  Induction on t proves the duality; the chunk split
+    (σ, t symbolic) proves blocks 1 + 4 give y_t and, at t = end of the chunk, blocks 2 + 3
+    give H_in(c+1) -- so by induction over chunks (H_in(0) = 0) the chunked algorithm equals
+    the recurrence.  ``carry_decay=False`` proves (and fails) the control."""
+    from ._induction import chunk_split, induction_step, segment_sum_lemma
 
-    def decay(s, t):  # Π_{k=s+1..t} a_k
-        return sp.Mul(*[a[k] for k in range(s + 1, t + 1)])
-
-    def dot(u, v):
-        return sum(ui * vi for ui, vi in zip(u, v))
-
-    # recurrence (head_dim 1: H_t is a row of N entries)
-    H = [sp.Integer(0)] * N
-    y_rec = []
-    for t in range(L):
-        H = [a[t] * H[n] + x[t] * B[t][n] for n in range(N)]
-        y_rec.append(dot(H, C[t]))
-    # matrix form
-    y_mat = [sum(decay(s, t) * dot(C[t], B[s]) * x[s] for s in range(t + 1)) for t in range(L)]
-    # chunked form, blocks 1-4
-    y_chk, H_in = [], [sp.Integer(0)] * N
-    for start in range(0, L, Q):
-        end = min(start + Q, L) - 1
-        for t in range(start, end + 1):
-            diag = sum(decay(s, t) * dot(C[t], B[s]) * x[s] for s in range(start, t + 1))
-            y_chk.append(diag + decay(start - 1, t) * dot(H_in, C[t]))
-        S = [sum(decay(s, end) * x[s] * B[s][n] for s in range(start, end + 1)) for n in range(N)]
-        H_in = [decay(start - 1, end) * H_in[n] + S[n] for n in range(N)]
-    ok = all(sp.expand(r - m) == 0 and sp.expand(r - c) == 0 for r, m, c in zip(y_rec, y_mat, y_chk))
-    return Proof(bool(ok), f"sympy: recurrence = M x = chunked (Q={Q}) for L={L}, N={N}, decays and entries symbolic",
-                 scope=f"L={L}, N={N}, Q={Q}; retyped formula")
+    results = [segment_sum_lemma(), induction_step(), chunk_split(carry_decay=carry_decay)]
+    return Proof(all(ok for ok, _ in results), "sympy, per state entry: " + "; ".join(d for _, d in results),
+                 scope="general: every L (induction on t, t symbolic), every N and head_dim (entries decouple), "
+                       "every chunk structure (chunk start and t symbolic); retyped formula (recurrence, M and "
+                       "the four blocks of the chunked algorithm as in the module docstring)")
 
 
 # ---------------------------------------------------------------------------------------
 # ssm.ssd-semiseparable-rank
 # ---------------------------------------------------------------------------------------
-def _numerical_rank(A: np.ndarray) -> int:
-    """Number of singular values above 1e-9 · σ_max (float64 entries carry ~1e-16 relative noise)."""
-    s = np.linalg.svd(A, compute_uv=False)
-    return int(np.sum(s > 1e-9 * s[0])) if s.size and s[0] > 0 else 0
+_EPS64 = float(np.finfo(np.float64).eps)
 
 
-def _rank_verdict(rng, size, random_mask: bool) -> Verdict:
+def _lti_mask_matrix(log_a, B, C):
+    """WRONG on purpose: the time-invariant mask L[t, s] = a^{t-s} with a = a_t (the query's
+    own decay) -- right when the decay is constant, not 1-semiseparable when it varies."""
+    L = log_a.shape[1]
+    t = np.arange(L)
+    la = np.transpose(log_a, (0, 2, 1))  # (b, h, L)
+    mask = np.where(t[:, None] >= t[None, :], np.exp(la[..., :, None] * (t[:, None] - t[None, :])), 0.0)  # (b, h, L, L)
+    return mask * np.einsum("bthn,bshn->bhts", C, B)
+
+
+def _rank_verdict(rng, size, *, control: bool) -> Verdict:
+    """Tolerance: M's entries carry a relative rounding error <= (L + N) eps (a segment sum of up
+    to L terms, a dot product of N), so σ_{N+1}/σ_1 <= (L + N) eps: c = 1 (measured c <= 0.05
+    over 200 instances; the control's ratio is >= 4e-4).  Every block also attains the rank
+    min(N, k, L - k) (σ_r/σ_1 >= 1e-9; measured >= 9e-4), so a zero or degenerate M fails."""
     top = _TOP[size]
     n = int(rng.integers(1, top["state"] + 1))
-    L = int(rng.integers(2 * n + 2, 2 * n + 2 + top["length"]))  # blocks larger than n exist
+    L = int(rng.integers(2 * n + 2, 2 * n + 2 + min(top["length"], 40)))  # blocks larger than n exist
     sizes = dict(batch=1, length=L, heads=int(rng.integers(1, top["heads"] + 1)), head_dim=1, state=n)
     p = make_inputs(rng, log_a_range=(-0.3, 0.0), **sizes)
-    M = ssd_matrix(p["log_a"], p["B"], p["C"])  # (1, h, L, L)
-    if random_mask:  # WRONG on purpose: a random lower-triangular mask is not 1-semiseparable
-        CB = np.einsum("bthn,bshn->bhts", p["C"], p["B"])
-        M = np.tril(rng.uniform(0.5, 1.0, size=M.shape)) * CB
-    excess = max(_numerical_rank(M[0, hd, k:, :k]) - n for hd in range(M.shape[1]) for k in range(1, L))
-    ranks = [_numerical_rank(M[0, 0, k:, :k]) for k in range(1, L)]
-    return Verdict.from_error(max(excess, 0), 0.0, backend="ref", sizes=sizes,
-                              detail=f"max rank of M[k:, :k] over k = {max(ranks)} (head 0), state N = {n}")
+    tol = (L + n) * _EPS64
+    parts = {}
+    for b in ["ref"] if control else check_backends(MATRIX_BACKENDS):
+        M = _lti_mask_matrix(p["log_a"], p["B"], p["C"]) if control else call_backend(ssd_matrix, b, p["log_a"], p["B"], p["C"])
+        excess, deficient = 0.0, 0
+        for hd in range(M.shape[1]):
+            for k in range(1, L):
+                s = np.linalg.svd(M[0, hd, k:, :k], compute_uv=False)
+                r = min(n, k, L - k)
+                excess = max(excess, s[n] / s[0] if s.size > n else 0.0)
+                deficient += int(not s[r - 1] >= 1e-9 * s[0] > 0)
+        name = "LTI mask" if control else b
+        parts[f"rank<=N[{name}]"] = Verdict.from_error(excess, tol, backend=name, sizes=sizes,
+                                                       detail=f"max σ_(N+1)/σ_1 over blocks M[k:, :k] = {excess:.2e}, N = {n}")
+        if not control:
+            parts[f"rank=N attained[{b}]"] = Verdict.from_error(deficient, 0.5, backend=b, sizes=sizes,
+                                                                detail=f"{deficient} blocks below rank min(N, k, L-k)")
+    return Verdict.combine(parts, sizes=sizes)
 
 
 def rank_check(rng: np.random.Generator, size: str = "quick") -> Verdict:
-    return _rank_verdict(rng, size, random_mask=False)
+    return _rank_verdict(rng, size, control=False)
 
 
 def rank_control(rng: np.random.Generator, size: str = "quick") -> Verdict:
-    return _rank_verdict(rng, size, random_mask=True)
+    return _rank_verdict(rng, size, control=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -182,17 +205,23 @@ def _linear_attention(Q, K, V):
     return np.einsum("bhts,bshp->bthp", scores, V)
 
 
-def _linear_attention_verdict(rng, size, swap: bool) -> Verdict:
+def _linear_attention_verdict(rng, size, *, swap: bool) -> Verdict:
     sizes = _draw_sizes(rng, size, min_length=2)
     Q = _draw_chunk(rng, sizes["length"])
     p = make_inputs(rng, **sizes)
     zero = np.zeros_like(p["log_a"])
-    auto = resolve_backend("auto", (), valid=BACKENDS)
-    y = ssd(p["X"], zero, p["B"], p["C"], chunk_size=Q, backend=auto)
     q, k = (p["B"], p["C"]) if swap else (p["C"], p["B"])  # swap: WRONG on purpose
     ref = _linear_attention(q, k, p["X"])
-    return identity_verdict(y, ref, dtype=np.float64, backend=auto, sizes={**sizes, "chunk_size": Q},
-                            what="ssd(log_a=0) vs tril(QKᵀ)V")
+    info = {**sizes, "chunk_size": Q}
+    parts = {}
+    for b in ["ref"] if swap else check_backends(("ref", "numba", "torch")):
+        y = call_backend(ssd, b, p["X"], zero, p["B"], p["C"], chunk_size=Q)
+        parts[b] = identity_verdict(y, ref, dtype=np.float64, backend=b, sizes=info, what=f"ssd[{b}](log_a=0) vs tril(QKᵀ)V")
+    for b in [] if swap else check_backends(MATRIX_BACKENDS):
+        M = call_backend(ssd_matrix, b, zero, p["B"], p["C"])
+        parts[f"M X[{b}]"] = identity_verdict(np.einsum("bhts,bshp->bthp", M, p["X"]), ref, dtype=np.float64,
+                                              backend=b, sizes=info, what=f"ssd_matrix[{b}](log_a=0) X vs tril(QKᵀ)V")
+    return Verdict.combine(parts, sizes=info)
 
 
 def linear_attention_check(rng: np.random.Generator, size: str = "quick") -> Verdict:
@@ -206,44 +235,34 @@ def linear_attention_control(rng: np.random.Generator, size: str = "quick") -> V
 # ---------------------------------------------------------------------------------------
 # ssm.ssd-float32-long
 # ---------------------------------------------------------------------------------------
-STABILITY_RTOL = 1e-3
+_EPS32 = float(np.finfo(np.float32).eps)
 _LONG = {"quick": dict(batch=1, length=8192, heads=2, head_dim=4, state=4),
          "full": dict(batch=1, length=65536, heads=2, head_dim=4, state=4)}
 
 
-def regime_log_a(rng: np.random.Generator, shape, *, lo=-30.0) -> np.ndarray:
-    """log_a anywhere in [lo, 0]: stretches of random length, each uniform in one regime:
-    no decay (0), weak [-1e-3, 0], moderate [-1, 0] or strong [lo, 0]."""
-    b, L, h = shape
-    out = np.empty(shape)
-    regimes = [(0.0, 0.0), (-1e-3, 0.0), (-1.0, 0.0), (lo, 0.0)]
-    for bi in range(b):
-        for hi in range(h):
-            t = 0
-            while t < L:
-                T = int(rng.integers(1, max(2, L // 8)))
-                r0, r1 = regimes[int(rng.integers(len(regimes)))]
-                out[bi, t:t + T, hi] = rng.uniform(r0, r1, size=min(T, L - t))
-                t += T
-    return out
+def stability_rtol(length: int) -> float:
+    """The claim's tolerance, √L · ε₃₂ (c = 1): see :func:`long_check`."""
+    return float(np.sqrt(length)) * _EPS32
 
 
 def long_inputs(rng: np.random.Generator, size: str, *, length: int | None = None) -> dict:
-    """A float32 long-sequence instance (the float64 reference uses these same values)."""
+    """A float32 long-sequence instance (the float64 reference uses these same values):
+    log_a in stretches of no, weak, moderate and strong ([-30, 0]) decay."""
     sizes = dict(_LONG[size], **({} if length is None else {"length": int(length)}))
     p = make_inputs(rng, **sizes, dtype=np.float32)
     p["log_a"] = regime_log_a(rng, p["log_a"].shape).astype(np.float32)
     return p
 
 
-def naive_cumsum_ssd(X, log_a, B, C, chunk_size=64, *, mode="ratio"):
+def naive_cumsum_ssd(X, log_a, B, C, chunk_size=64, *, mode="difference"):
     """WRONG on purpose: the chunked algorithm with every decay built from one float32
     cumulative sum over the whole sequence, cs[t] = Σ_{k<=t} log_a_k:
 
-    * ``mode="ratio"``:      exp(Σ_{k=s+1..t} log_a_k) = exp(cs[t]) / exp(cs[s]) -- once
-      cs < -88 the numerator underflows to 0 and the denominator to 0 (0/0 = NaN);
-    * ``mode="difference"``: exp(cs[t] - cs[s]) -- finite, but the difference of two large
-      float32 numbers keeps only the digits left after cancellation.
+    * ``mode="difference"``: exp(cs[t] - cs[s]) -- finite (the difference is <= 0 up to a
+      rounding), but the difference of two large float32 numbers keeps only the digits left
+      after cancellation: |cs| reaches ~1e4-1e5, where float32 spacing is ~1e-3-1e-2;
+    * ``mode="ratio"``: exp(cs[t]) / exp(cs[s]) -- once cs < -88 numerator and denominator
+      underflow to 0 (0/0 = NaN).
 
     torch, float32; returns numpy."""
     import torch
@@ -275,22 +294,32 @@ def naive_cumsum_ssd(X, log_a, B, C, chunk_size=64, *, mode="ratio"):
     return Y.numpy()
 
 
-def _long_verdict(rng, size, naive: bool) -> Verdict:
+def _long_verdict(rng, size, *, naive: bool) -> Verdict:
     p = long_inputs(rng, size)
-    ref = ssd_ref(*(p[k].astype(np.float64) for k in ("X", "log_a", "B", "C")))
-    outs = {"naive cumsum": naive_cumsum_ssd(**p)} if naive else {
-        b: ssd(**p, backend=b) for b in sorted({resolve_backend("auto", (), valid=BACKENDS), "torch"})}
-    verdicts = []
-    for name, out in outs.items():
-        finite = bool(np.isfinite(out).all())
-        v = identity_verdict(out, ref, rtol=STABILITY_RTOL, backend=name, sizes=_LONG[size],
-                             what=f"float32 {name} vs float64 recurrence ({'finite' if finite else 'NOT finite'})")
-        verdicts.append(v)
-    worst = max(verdicts, key=lambda v: (not v.holds, v.error))
-    return Verdict.from_error(worst.error, worst.tolerance, backend=", ".join(outs), sizes=worst.sizes, detail=worst.detail)
+    args = [p[k] for k in _ARGS]
+    L = int(p["X"].shape[1])
+    Q = int(rng.choice([64, 100, 257]))
+    ref = call_backend(ssd, "ref", *(a.astype(np.float64) for a in args))  # float64 recurrence, same values
+    tol = stability_rtol(L)
+    info = {**_LONG[size], "chunk_size": 64 if naive else Q}
+    outs = {"cumsum difference": naive_cumsum_ssd(*args, 64)} if naive else \
+        {b: call_backend(ssd, b, *args, chunk_size=Q) for b in check_backends(("numba", "torch"))}
+    parts = {name: identity_verdict(out, ref, rtol=tol, backend=name, sizes=info,
+                                    what=f"float32 {name} vs float64 recurrence, tolerance sqrt(L) eps32")
+             for name, out in outs.items()}
+    return Verdict.combine(parts, sizes=info)
 
 
 def long_check(rng: np.random.Generator, size: str = "quick") -> Verdict:
+    """float32 ``ssd`` on every fast backend vs the float64 recurrence on the same values.
+
+    Error model (the tolerance): rounding errors of float32 sums over up to L steps without
+    decay grow at most like a random walk, so the normwise error is c · √L · ε₃₂.  Measured
+    (numba and torch, chunk 64 and 257, L = 1,024 to 65,536, 3 seeds): c <= 0.19, and it
+    does not grow with L (decays <= 1 damp old errors; the intra-chunk sums dominate).  The
+    claim takes c = 1: 1.1e-5 at the quick length 8,192, 3.1e-5 at 65,536.  The unstable
+    difference form (:func:`naive_cumsum_ssd`, the control) measures c = 24 to 190 at
+    8,192 (12 seeds) and c = 540 at 65,536: it fails by magnitude, with a finite error."""
     return _long_verdict(rng, size, naive=False)
 
 
@@ -319,7 +348,7 @@ CLAIMS = [
         "N-semiseparable: every submatrix strictly below the diagonal has rank <= N (state size).",
         kind="complexity", check=rank_check, negative_control=rank_control,
         experiment="ssm_ssd", module=_MODULE, test=_TEST, samples=3,
-        controls="mask L replaced by a random lower-triangular matrix (not semiseparable)",
+        controls="time-invariant mask a_t^(t-s) with the query's own decay (not semiseparable when a_t varies)",
     )),
     register(Claim(
         id="ssm.ssd-linear-attention",
@@ -333,10 +362,10 @@ CLAIMS = [
     register(Claim(
         id="ssm.ssd-float32-long",
         paper=PAPER,
-        statement="Computed with stable segment sums, float32 SSD stays finite and within 1e-3 (normwise) of the "
-        "float64 recurrence at length 65,536 with log_a anywhere in [-30, 0].",
+        statement="Computed with stable segment sums, float32 SSD stays finite and within sqrt(L)·eps32 (normwise; "
+        "3.1e-5 at L = 65,536) of the float64 recurrence at length 65,536 with log_a anywhere in [-30, 0].",
         kind="identity", check=long_check, negative_control=long_control,
-        experiment="ssm_ssd", module=_MODULE, test="tests/ssm/test_ssd_stability.py", samples=1,
-        controls="decays as ratios exp(cs_t)/exp(cs_s) of one float32 cumulative sum over the whole sequence",
+        experiment="ssm_ssd", module=_MODULE, test="tests/ssm/test_ssd_stability.py", samples=2,
+        controls="decays as differences exp(cs_t - cs_s) of one float32 cumulative sum over the whole sequence",
     )),
 ]

@@ -58,17 +58,30 @@ BACKENDS = ("ref", "numba", "torch")
 # ---------------------------------------------------------------------------------------
 # inputs
 # ---------------------------------------------------------------------------------------
-def make_inputs(rng: np.random.Generator, *, batch=1, length=8, channels=3, state=2, dtype=np.float64) -> dict:
-    """One valid random instance: Δ log-uniform in [1e-2, 0.5], A = -exp(U[log 0.1, log 2])."""
+DECAYS = ("moderate", "extreme")
+
+
+def make_inputs(rng: np.random.Generator, *, batch=1, length=8, channels=3, state=2, decays="moderate",
+                dtype=np.float64) -> dict:
+    """One valid random instance.
+
+    ``decays="moderate"``: Δ log-uniform in [1e-2, 0.5], A = -exp(U[log 0.1, log 2]);
+    ``decays="extreme"``: Δ log-uniform in [1e-3, 10], A = -exp(U[log 1e-4, log 1e3]), so
+    Δ·A spans [-1e4, -1e-7]: per-step decays from exp(-1e4) (0 in any float format) to
+    1 - 1e-7 (the state barely forgets), mixed within one sequence and channel.
+    """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
+    if decays not in DECAYS:
+        raise ValueError(f"decays must be one of {DECAYS}; got {decays!r}")
     b, L, c, n = int(batch), int(length), int(channels), int(state)
     if min(b, L, c, n) < 1:
         raise ValueError(f"sizes must be >= 1; got batch={b}, length={L}, channels={c}, state={n}")
+    (d_lo, d_hi), (a_lo, a_hi) = ((1e-2, 0.5), (0.1, 2.0)) if decays == "moderate" else ((1e-3, 10.0), (1e-4, 1e3))
     out = {
         "x": rng.standard_normal((b, L, c)),
-        "delta": np.exp(rng.uniform(np.log(1e-2), np.log(0.5), size=(b, L, c))),
-        "A": -np.exp(rng.uniform(np.log(0.1), np.log(2.0), size=(c, n))),
+        "delta": np.exp(rng.uniform(np.log(d_lo), np.log(d_hi), size=(b, L, c))),
+        "A": -np.exp(rng.uniform(np.log(a_lo), np.log(a_hi), size=(c, n))),
         "B": rng.standard_normal((b, L, n)),
         "C": rng.standard_normal((b, L, n)),
         "D": rng.standard_normal(c),
