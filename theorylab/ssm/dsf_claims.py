@@ -4,8 +4,9 @@ S6 with A = 0 and one step size shared by all channels (Δ_t[c] = δ_t) has the 
 unnormalized causal linear attention with q_t = C_t, k_s = δ_s B_s, v = x.  Check, on one
 random instance:
 
-* ``dsf``: the two DSF matrices (:func:`dsf_matrix` of each mapping) are equal, and
-  Φ u = the DSF recurrence for each;
+* ``dsf``: the two DSF matrices (:func:`dsf_matrix` of each mapping) are equal, Φ u = the
+  DSF recurrence for each, and Φ u = the scan for S6 with a decay (so Φ's transitions Λ
+  are exercised: with A = 0 they are all I);
 * per backend b of the public :func:`~theorylab.ssm.selective_scan` and
   :func:`~theorylab.ssm.linear_attention` (``ref``, ``numba``, ``torch``, ``torch:cuda`` when
   present): both outputs equal Φ u.
@@ -56,7 +57,13 @@ def _verdict(rng, size, decay):
     dsf_la = linear_attention_to_dsf(q, k, v)
     Phi_ssm, Phi_la = dsf_matrix(*dsf_ssm[:3]), dsf_matrix(*dsf_la[:3])
     y = dsf_apply(Phi_ssm, p["x"])  # (b, L, channels)
+    # the DSF matrix of S6 with a decay (Λ ≠ I) applied to x must still be the scan: Φ's transitions are exercised
+    A_dec = -rng.uniform(0.2, 1.0, A.shape)
+    y_dec = call_backend(selective_scan, "ref", p["x"], delta, A_dec, p["B"], p["C"])
+    Phi_dec = dsf_matrix(*selective_ssm_to_dsf(p["x"], delta, A_dec, p["B"], p["C"])[:3])
     parts = {"dsf": max([identity_verdict(Phi_la, Phi_ssm, dtype=np.float64, backend="dsf", sizes=sz, what="DSF matrices"),
+                         identity_verdict(dsf_apply(Phi_dec, p["x"]), y_dec, dtype=np.float64, backend="dsf", sizes=sz,
+                                          what="Φu of S6 with decay vs the scan"),
                          identity_verdict(dsf_recurrence(*dsf_ssm), y, dtype=np.float64, backend="dsf", sizes=sz,
                                           what="S6 DSF recurrence vs Φu"),
                          identity_verdict(dsf_recurrence(*dsf_la), dsf_apply(Phi_la, v), dtype=np.float64, backend="dsf",
