@@ -46,18 +46,25 @@ def _to_device(x, device):
 
 
 def _to_numpy64(y):
+    """numpy float64 (complex128 for complex outputs), elementwise through tuples."""
     if isinstance(y, tuple):
         return tuple(_to_numpy64(v) for v in y)
     if hasattr(y, "detach"):
-        return y.detach().to("cpu").double().numpy()
-    return np.asarray(y, dtype=np.float64) if isinstance(y, np.ndarray) else y
+        y = y.detach().to("cpu")
+        if y.is_complex():
+            return y.numpy().astype(np.complex128)
+        return y.double().numpy()
+    if isinstance(y, np.ndarray):
+        return y.astype(np.complex128 if np.iscomplexobj(y) else np.float64)
+    return y
 
 
 def call_backend(fn, backend: str, *args, **kw):
     """``fn(*args, backend=backend, **kw)`` as a user calls it, returned as numpy float64.
 
     ``"torch:cuda"`` moves every numpy argument to a CUDA tensor and calls ``backend="torch"``;
-    the other names pass numpy arrays straight through (numpy in, numpy out)."""
+    the other names pass numpy arrays straight through (numpy in, numpy out).  Complex
+    outputs come back as complex128."""
     if backend == "torch:cuda":
         args = tuple(_to_device(a, "cuda") for a in args)
         kw = {k: _to_device(v, "cuda") for k, v in kw.items()}

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backends import is_tensor
 from ..checks import call_backend, check_backends, identity_verdict
 from ..claims import Claim, Paper, Proof, Verdict, register
 from .gated_linear import (
@@ -49,19 +48,6 @@ BACKENDS = ("ref", "numba", "torch")
 KEY_SCALES = (1.0, 30.0, 300.0)
 
 
-def call_complex(fn, backend, *args, **kw):
-    """``fn(*args, backend=...)`` as a user calls it, returned as numpy complex128
-    (``torch:cuda``: numpy arguments moved to CUDA tensors)."""
-    if backend == "torch:cuda":
-        import torch
-
-        args = tuple(torch.from_numpy(a).to("cuda") if isinstance(a, np.ndarray) else a for a in args)
-        backend = "torch"
-    out = fn(*args, backend=backend, **kw)
-    return tuple(np.asarray(o.detach().cpu().numpy() if is_tensor(o) else o, np.complex128) for o in out) \
-        if isinstance(out, tuple) else np.asarray(out.detach().cpu().numpy() if is_tensor(out) else out, np.complex128)
-
-
 # ---- GateLoop --------------------------------------------------------------------------------
 def _gl_verdict(rng, size, control):
     sz = draw_sizes(rng, size, min_length=2 if control else 1)
@@ -71,14 +57,14 @@ def _gl_verdict(rng, size, control):
     sizes = {**sz, "gate": "scalar" if p["a"].ndim == 3 else "per-dim", "decay": decay,
              "min|a|": float(np.abs(p["a"]).min())}
     if control:  # WRONG on purpose: the mask includes a_m
-        return identity_verdict(gateloop_attention(*args, mask_from=0), call_complex(gateloop, "ref", *args),
+        return identity_verdict(gateloop_attention(*args, mask_from=0), call_backend(gateloop, "ref", *args),
                                 dtype=np.float64, sizes=sizes, what="mask Π_{j=m..n} a_j vs recurrence")
     ref = gateloop_attention(*args)  # (QKᵀ ∘ M)V, M from stable segment sums
     chunk = int(rng.integers(1, 17))
     parts = {"scan": identity_verdict(gateloop_scan(*args)[0], ref, dtype=np.float64, backend="scan", sizes=sizes,
                                       what="associative scan vs surrogate attention")}
     for b in check_backends(BACKENDS):
-        parts[b] = identity_verdict(call_complex(gateloop, b, *args, chunk_size=chunk), ref, dtype=np.float64,
+        parts[b] = identity_verdict(call_backend(gateloop, b, *args, chunk_size=chunk), ref, dtype=np.float64,
                                     backend=b, sizes=sizes, what=f"gateloop[{b}] vs surrogate attention")
     return Verdict.combine(parts, sizes={**sizes, "chunk": chunk})
 
