@@ -41,6 +41,8 @@ def any_pattern(draw):
 @example(pattern=sparse.strided(1), n=1)
 @example(pattern=sparse.fixed(7, 7), n=13)
 @example(pattern=sparse.bigbird(2, 0, 3, 5), n=64)
+@example(pattern=sparse.power_attention(), n=33)  # offset 32 = n - 1 enters at n = 2^k + 1
+@example(pattern=sparse.strided(4), n=13)
 def test_mask_rows_csr_and_nnz_agree(pattern, n):
     m = pattern.mask(n)
     assert m.shape == (n, n) and m.dtype == bool

@@ -217,8 +217,16 @@ def _counters(wrong: bool):
         pats = _draw_all(rng)
         n = int(rng.integers(40, (120 if size == "quick" else 400) + 1))
         if not wrong:
-            parts = {_family(p): counter_verdict(p, n) for p in pats}
-            return Verdict.combine(parts, sizes={"n": n}, detail="library counters vs enumeration of the defining rule")
+            # the drawn n, and the edges n = 2^k + 1 (a new power-of-two offset), q·l ± 1 (a block boundary)
+            l = pats[0].l
+            edges = sorted({n, 1 << int(rng.integers(3, 7)) | 1, 3 * l - 1, 3 * l + 1})
+            parts = {}
+            for p in pats:
+                vs = [counter_verdict(p, m) for m in edges]
+                worst = max(vs, key=lambda v: v.error)
+                parts[_family(p)] = Verdict.from_error(sum(v.error for v in vs), 0.0, backend=_family(p),
+                                                       sizes={"n": edges}, detail=worst.detail)
+            return Verdict.combine(parts, sizes={"n": n, "edges": edges}, detail="library counters vs enumeration of the defining rule")
         parts = {}
         for p in pats:
             what, nnz, rc = _near_miss(p)
