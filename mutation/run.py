@@ -39,9 +39,45 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "mutation" / "results"
 
 # module -> (claims verified, tests run); both must pass for a mutant to survive
+_SEL = (["ssm.selective-scan-is-attention"], ["tests/ssm/test_selective_scan.py", "tests/ssm/test_selective_numba.py"])
+_SSD = (["ssm.ssd-duality", "ssm.ssd-linear-attention", "ssm.ssd-float32-long"],
+        ["tests/ssm/test_ssd.py", "tests/ssm/test_ssd_numba.py", "tests/ssm/test_ssd_stability.py"])
+_LIN = (["ssm.linear-attention-is-rnn", "ssm.cottention-is-rnn"], ["tests/ssm/test_linear_forms.py"])
+_GATED = (["ssm.gateloop-three-forms", "ssm.aft-simple-recurrent"], ["tests/ssm/test_gated_linear.py"])
+_HLA = (["ssm.hla-second-order-streaming"], ["tests/ssm/test_hla.py"])
+_ATT = (["sparse.attention-is-masked-softmax", "sparse.fold-and-merge-is-exact"], ["tests/sparse/test_attention.py"])
 TARGETS: dict[str, tuple[list[str], list[str]]] = {
+    # ssm: references, public functions and fast paths
+    "theorylab/ssm/selective.py": _SEL,
+    "theorylab/ssm/_selective_numba.py": _SEL,
+    "theorylab/ssm/_selective_torch.py": _SEL,
+    "theorylab/ssm/_prefix_scan.py": _SEL,
+    "theorylab/ssm/duality.py": _SSD,
+    "theorylab/ssm/_duality_numba.py": _SSD,
+    "theorylab/ssm/_duality_torch.py": _SSD,
+    "theorylab/ssm/linear_forms.py": _LIN,
+    "theorylab/ssm/_linear_forms_numba.py": _LIN,
+    "theorylab/ssm/gated_linear.py": _GATED,
+    "theorylab/ssm/_gated_linear_numba.py": _GATED,
+    "theorylab/ssm/hla.py": _HLA,
+    "theorylab/ssm/_hla_numba.py": _HLA,
+    "theorylab/ssm/s4.py": (["ssm.s4-hippo-nplr", "ssm.s4-kernel-three-ways", "ssm.s4-convolution-is-recurrence"],
+                            ["tests/ssm/test_s4.py"]),
+    "theorylab/ssm/recurrent_state.py": (["ssm.recurrent-state-is-constant"], ["tests/ssm/test_recurrent_state.py"]),
+    # sparse
+    "theorylab/sparse/patterns.py": (["sparse.nnz-closed-form", "sparse.two-hop-coverage", "sparse.attention-is-masked-softmax"],
+                                     ["tests/sparse/test_patterns.py", "tests/sparse/test_counting.py"]),
+    "theorylab/sparse/sparse_attention.py": _ATT,
+    "theorylab/sparse/_sparse_attention_numba.py": _ATT,
+    "theorylab/sparse/_sparse_attention_torch.py": _ATT,
+    "theorylab/sparse/content.py": (["sparse.moba-top-k-gate", "sparse.routing-nearest-centroid", "sparse.routing-cost-exponent"],
+                                    ["tests/sparse/test_content.py"]),
+    "theorylab/sparse/connectivity.py": (["sparse.two-hop-coverage", "sparse.bigbird-diameter", "sparse.power-receptive-field"],
+                                         ["tests/sparse/test_connectivity.py"]),
+    # core: what turns measurements into verdicts
     "theorylab/claims.py": (["ssm.ssd-linear-attention"], ["tests/core/test_claims.py", "tests/core/test_cli.py"]),
     "theorylab/checks.py": (["ssm.ssd-linear-attention"], ["tests/core/test_claims.py"]),
+    "theorylab/tolerances.py": (["ssm.ssd-linear-attention"], ["tests/core/test_tolerances.py", "tests/core/test_claims.py"]),
 }
 
 # The operators that make the single-line bugs kernel authors make: + <-> -, * <-> /,
