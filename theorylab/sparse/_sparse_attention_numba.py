@@ -10,6 +10,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .._numba_cache import ensure_cache_dir
+
+ensure_cache_dir(__file__)  # before the decorators: a read-only install still caches
+
 
 @njit(parallel=True, cache=True)
 def _csr_kernel(q, k, v, indptr, indices, scale, out):  # pragma: no cover - compiled

@@ -14,6 +14,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .._numba_cache import ensure_cache_dir
+
+ensure_cache_dir(__file__)  # before the decorators: a read-only install still caches
+
 __all__ = ["gateloop_recurrent", "aft_recurrent"]
 
 
