@@ -33,7 +33,8 @@ BACKENDS = [
 sizes = st.fixed_dictionaries(
     {
         "batch": st.integers(1, 3),
-        "length": st.integers(1, 40),
+        # up to 40, and a few lengths around the torch scan's 64-step chunk (state carried across)
+        "length": st.one_of(st.integers(1, 40), st.sampled_from([63, 64, 65, 130])),
         "channels": st.sampled_from([1, 2, 3, 5, 7]),
         "state": st.sampled_from([1, 2, 3, 5]),
         "decays": st.sampled_from(["moderate", "extreme"]),  # extreme: Δ·A from -1e4 to -1e-7
@@ -254,7 +255,9 @@ def test_claim_holds_on_every_backend_and_control_is_rejected():
     assert report.holds and report.negative_control_rejected and report.proved
     expected = {"ref", "torch"} | ({"numba"} if numba_available() else set())
     assert expected <= set(report.backends), report.backends  # every backend reported by its own name
-    assert all(v["holds"] and v["max_error"] <= 1e-10 for v in report.backends.values())
+    assert {"torch float32", "torch float32 long"} <= set(report.backends)
+    assert all(v["holds"] for v in report.backends.values())
+    assert all(v["max_error"] <= 1e-10 for b, v in report.backends.items() if "float32" not in b)
     assert report.control_status == "rejected" and np.isfinite(report.control_min_error)
     assert report.control_margin > 1e3  # a finite error, far above the tolerance
 

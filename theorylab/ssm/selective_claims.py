@@ -10,7 +10,12 @@ for s <= t and 0 above the diagonal.
   for every backend a user can call here (:func:`theorylab.checks.check_backends`: ref,
   numba, torch, torch:cuda) the public :func:`selective_scan` against M x + D x with M
   from the public :func:`selective_attention_matrix` *on the same backend*, float64, under
-  the 1e-10 policy; one verdict per backend, combined (holds iff all hold);
+  the 1e-10 policy; and, for numba and torch, the same identity on float32 inputs: on the
+  drawn instance under the float32 policy (1e-4), and on a long one (L = 1,024 quick,
+  2,048 full; stretches of fast and slow forgetting, Σ Δ up to ~1e3-1e4) under √L·ε₃₂
+  (error model at ``LONG_C``), where a segment sum taken as a difference of float32
+  cumulative sums fails (in float64 that form is still accurate to ~1e-11, so the float64
+  parts cannot see it); one verdict per backend and dtype, combined (holds iff all hold);
 * negative control: the same comparison with the decay of M taken over Σ_{k=s..t} (one
   step too many, the off-by-one that drops the ZOH convention) -- a finite error, rejected
   by its size;
@@ -58,19 +63,55 @@ def _matrix_off_by_one(delta, A, B, C):
     return M
 
 
+_LONG = {"quick": 1024, "full": 2048}
+_EPS32 = float(np.finfo(np.float32).eps)
+# Tolerance of the long float32 parts, c · √L · ε₃₂ with c = 1 (the error model of
+# ssm.ssd-float32-long: float32 rounding over up to L steps, random-walk growth).  Measured on
+# 12 long instances: c <= 0.22 (numba), 0.12 (torch); a torch segment sum taken as a float32
+# cumsum difference measured c = 0.8 to 65 (10 of 12 above 1).
+LONG_C = 1.0
+
+
+def _long_float32_inputs(rng: np.random.Generator, length: int) -> dict:
+    """float32, one batch row, 2 channels, 2 states: Δ in stretches (up to L/8 steps) of fast
+    forgetting (log-uniform [1, 10]) and slow forgetting ([1e-3, 1e-2]), A = -exp(U[log 1e-2,
+    log 30]): Σ Δ reaches ~1e3-1e4, so a segment sum taken as cs_t - cs_s in float32 loses
+    ~1e-3 of a slow stretch's exponent, while the stable forms stay at float32 rounding."""
+    p = make_inputs(rng, batch=1, length=length, channels=2, state=2, dtype=np.float32)
+    delta = np.empty(length)
+    t = 0
+    while t < length:
+        T = int(rng.integers(1, max(2, length // 8)))
+        lo, hi = (1.0, 10.0) if rng.random() < 0.5 else (1e-3, 1e-2)
+        delta[t:t + T] = np.exp(rng.uniform(np.log(lo), np.log(hi), size=min(T, length - t)))
+        t += T
+    p["delta"] = np.repeat(delta[None, :, None], 2, axis=2).astype(np.float32)
+    p["A"] = -np.exp(rng.uniform(np.log(1e-2), np.log(30.0), size=(2, 2))).astype(np.float32)
+    return p
+
+
 def _verdict(rng, size, *, wrong_matrix: bool) -> Verdict:
     sizes = _draw_sizes(rng, size)
     decays = "extreme" if rng.random() < 0.5 else "moderate"
     p = make_inputs(rng, **sizes, decays=decays)
     x, delta, A, B, C, D = (p[k] for k in ("x", "delta", "A", "B", "C", "D"))
+    low = [v.astype(np.float32) for v in (x, delta, A, B, C, D)]  # float32 inputs for the fast paths' float32 parts
+    runs = [(b, np.float64, (x, delta, A, B, C, D)) for b in check_backends(("ref", "numba", "torch"))]
+    if not wrong_matrix:  # the control stays in float64, where its error is far above tolerance
+        runs += [(f"{b} float32", np.float32, low) for b in check_backends(("numba", "torch"))]
+        q = _long_float32_inputs(rng, _LONG[size])
+        long = tuple(q[k] for k in ("x", "delta", "A", "B", "C", "D"))
+        runs += [(f"{b} float32 long", np.float32, long) for b in check_backends(("numba", "torch"))]
     parts = {}
-    for backend in check_backends(("ref", "numba", "torch")):
-        y = call_backend(selective_scan, backend, x, delta, A, B, C, D)  # (b, L, c)
-        M = _matrix_off_by_one(delta, A, B, C) if wrong_matrix else \
-            call_backend(selective_attention_matrix, backend, delta, A, B, C)  # (b, c, L, L)
-        y_attn = np.einsum("bcts,bsc->btc", M, x) + D * x
-        parts[backend] = identity_verdict(y_attn, y, dtype=np.float64, backend=backend, sizes=sizes,
-                                          what=f"M x + D x vs scan, {decays} decays")
+    for name, dtype, (xx, dd, AA, BB, CC, DD) in runs:
+        rtol = LONG_C * np.sqrt(_LONG[size]) * _EPS32 if name.endswith("long") else None
+        backend = name.split()[0]
+        y = call_backend(selective_scan, backend, xx, dd, AA, BB, CC, DD)  # (b, L, c)
+        M = _matrix_off_by_one(*(v.astype(np.float64) for v in (dd, AA, BB, CC))) \
+            if wrong_matrix else call_backend(selective_attention_matrix, backend, dd, AA, BB, CC)  # (b, c, L, L)
+        y_attn = np.einsum("bcts,bsc->btc", M, xx.astype(np.float64)) + DD.astype(np.float64) * xx
+        parts[name] = identity_verdict(y_attn, y, dtype=None if rtol else dtype, rtol=rtol, backend=name, sizes=sizes,
+                                       what=f"M x + D x vs scan, {decays} decays, {np.dtype(dtype).name}")
     return Verdict.combine(parts, sizes={**sizes, "decays": decays})
 
 
