@@ -12,8 +12,9 @@ from theorylab import sparse
 from theorylab.checks import fit_loglog_slope
 from theorylab.claims import get, run_claim
 from theorylab.sparse import patterns_claims as C
+from theorylab.sparse import patterns_exponent_claims as E
 
-FAMILIES = sorted(C.EXPONENTS)
+FAMILIES = sorted(E.EXPONENTS)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -25,17 +26,17 @@ def test_exponent_claim_holds_and_control_fails(family, seed):
     bad = claim.negative_control(np.random.default_rng(seed), "quick")
     assert ok.holds, ok.detail
     assert not bad.holds and math.isfinite(bad.error), bad.detail
-    assert ok.tolerance == C.BAND
-    assert bad.error < 8 * C.BAND, f"the control should be a near miss: {bad.detail}"
+    assert ok.tolerance == E.BAND
+    assert bad.error < 8 * E.BAND, f"the control should be a near miss: {bad.detail}"
 
 
 def test_band_rejects_a_visible_quadratic_term():
     """A cost n^1.5 + a n² whose quadratic term reaches 25 % of the law at n = 2^20 leaves the band."""
-    ns = np.unique(np.round(np.exp(np.linspace(np.log(C.N_RANGE[0]), np.log(C.N_RANGE[1]), 8))))
+    ns = np.unique(np.round(np.exp(np.linspace(np.log(E.N_RANGE[0]), np.log(E.N_RANGE[1]), 8))))
     law = ns**1.5
-    quad = 0.25 * ns**2 / math.sqrt(C.N_RANGE[1])
+    quad = 0.25 * ns**2 / math.sqrt(E.N_RANGE[1])
     assert abs(fit_loglog_slope(ns, law) - 1.5) < 1e-9
-    assert fit_loglog_slope(ns, law + quad) - 1.5 > C.BAND
+    assert fit_loglog_slope(ns, law + quad) - 1.5 > E.BAND
 
 
 @given(n=st.integers(1, 400), l=st.integers(1, 30), data=st.data())
@@ -57,9 +58,9 @@ def test_library_closed_forms_equal_enumeration(n, l, data):
 def test_closed_forms_by_hand():
     """strided(3), n = 7: rows 1, 2, 3, 4, 4, 4, 5 keys -> 23; fixed(3, 1), n = 7: 1, 2, 3, 2, 3, 4, 3 -> 18."""
     assert sparse.strided(3).row_counts(7).tolist() == [1, 2, 3, 4, 4, 4, 5]
-    assert sparse.strided(3).nnz(7) == 23 == sparse.patterns.strided_count(2, 3, 1)
+    assert sparse.strided(3).nnz(7) == 23 == sparse.patterns_counts.strided_count(2, 3, 1)
     assert sparse.fixed(3, 1).row_counts(7).tolist() == [1, 2, 3, 2, 3, 4, 3]
-    assert sparse.fixed(3, 1).nnz(7) == 18 == sparse.patterns.fixed_count(2, 3, 1, 1)
+    assert sparse.fixed(3, 1).nnz(7) == 18 == sparse.patterns_counts.fixed_count(2, 3, 1, 1)
 
 
 @pytest.mark.parametrize("pattern", [sparse.strided(5), sparse.fixed(5, 2), sparse.sliding_window(4), sparse.dilated_window(3, 3),
@@ -105,4 +106,4 @@ def test_leading_order_numerically():
 
 def test_nnz_curve_rejects_unknown_family():
     with pytest.raises(ValueError, match="family"):
-        C.nnz_curve("triangle", [1024])
+        E.nnz_curve("triangle", [1024])

@@ -9,7 +9,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from theorylab import sparse
-from theorylab.sparse import patterns as P
+from theorylab.sparse import patterns_counts as PC
 from theorylab.sparse.patterns_claims import enumerate_mask
 
 VECTORS = Path(__file__).parents[1] / "data" / "sparse_patterns.json"  # provenance: tests/data/README.md
@@ -136,7 +136,7 @@ def test_sum_clip_matches_loop():
         for x1 in range(-4, 9):
             for lo in range(-2, 3):
                 for hi in range(lo, 5):
-                    assert P._sum_clip(x0, x1, lo, hi) == sum(min(max(x, lo), hi) for x in range(x0, x1))
+                    assert PC._sum_clip(x0, x1, lo, hi) == sum(min(max(x, lo), hi) for x in range(x0, x1))
 
 
 def test_block_density_of_strided_is_much_higher_than_nominal():

@@ -20,7 +20,9 @@ Public API (each module's docstring states the claim it encodes):
 
 One anatomy per family: ``<family>.py`` (statement, inputs, reference, public functions),
 ``_<family>_numba.py``, ``_<family>_torch.py``, ``<family>_claims.py`` (checks, controls,
-proofs): patterns / patterns_claims (counts), sparse_attention / _sparse_attention_numba /
+proofs): patterns (+ patterns_counts, the exact counters; _patterns_validate, index and
+memory checks) / patterns_claims (counters = enumeration) and patterns_exponent_claims
+(nnz laws), sparse_attention / _sparse_attention_numba /
 _sparse_attention_torch / sparse_attention_claims, connectivity / connectivity_claims,
 content / content_claims.
 """
@@ -44,6 +46,7 @@ from .patterns import (
     Fixed,
     OffsetPattern,
     Pattern,
+    SlidingWindow,
     Strided,
     WindowGlobal,
     bigbird,
@@ -60,6 +63,7 @@ __all__ = [
     "Pattern",
     "OffsetPattern",
     "Strided",
+    "SlidingWindow",
     "Fixed",
     "WindowGlobal",
     "BigBird",
@@ -86,7 +90,8 @@ __all__ = [
     "moba_mask",
     "moba_attention",
 ]
-from . import patterns_claims as _patterns_claims  # noqa: F401,E402  (registers the counting claims)
+from . import patterns_claims as _patterns_claims  # noqa: F401,E402  (registers the closed-form counting claim)
+from . import patterns_exponent_claims as _patterns_exponent_claims  # noqa: F401,E402  (registers the exponent claims)
 from . import sparse_attention_claims as _sparse_attention_claims  # noqa: F401,E402  (registers the identity claims)
 from . import connectivity_claims as _connectivity_claims  # noqa: F401,E402  (registers the connectivity claims)
 from . import content_claims as _content_claims  # noqa: F401,E402  (registers the routing and MoBA claims)

@@ -15,13 +15,32 @@ output *and* its log-sum-exp, so that blocks over disjoint key sets merge exactl
 ``kernel="matmul"`` with explicit matrix products (any device, any value width);
 ``"auto"`` takes ``flash_cpu`` for CPU tensors whose value width equals the key width
 and ``matmul`` otherwise.  Both kernels are tested against the reference.
+
+The private flash operator is used only within its contract, checked in :func:`pick_kernel`
+and :func:`lse_attention`: CPU tensors of one dtype among float32/float64/bfloat16/float16,
+value width = key width, and a unit-stride last dimension (it reads the last dimension as
+contiguous whatever the strides say: a transposed input gave relative errors of 3 to 1e23,
+so such an input is copied to a contiguous one first).  Its log-sum-exp has no gradient,
+so when any input requires grad (and grad mode is on) ``"auto"`` takes ``matmul`` and an
+explicit ``"flash_cpu"`` is a ValueError.
+
+Gradients (``matmul``): every step is differentiable -- the max shift of the softmax is
+detached (log-sum-exp L = m + log Σ e^{s − m} does not depend on m, so ∂L/∂m = 0 and the
+gradient is exact), merges are computed out of place, and the log-sum-exp of each part
+keeps its graph, so the merged output's gradient equals the gradient of dense masked
+softmax (tested against autograd and ``torch.autograd.gradcheck``, float64, any value width).
+
+Half precision: bfloat16/float16 inputs are computed in float32 (``matmul``: scores,
+softmax, log-sum-exp, products, merges; ``flash_cpu``: its internal float32 accumulation,
+then float32 merges and one float32 output buffer) and rounded to the input dtype once,
+at the end.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .patterns import Fixed, OffsetPattern, Pattern, Strided
+from .patterns import Fixed, Pattern, SlidingWindow, Strided
 
 KERNELS = ("auto", "flash_cpu", "matmul")
 HALF = (torch.float16, torch.bfloat16)
@@ -29,13 +48,40 @@ WINDOW_CHUNK = 64  # queries per dense block of the strided band (keys per block
 COLUMN_ALIGN = 32  # column lengths of the strided stride part are padded to a multiple of this
 
 
-def _pick_kernel(kernel: str, q, v) -> str:
+FLASH_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+
+
+def _needs_grad(*ts) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in ts)
+
+
+def pick_kernel(kernel: str, q, k, v) -> str:
+    """The dense-block kernel for these inputs: ``kernel`` checked against the flash
+    operator's contract, or the ``"auto"`` choice (module docstring)."""
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}; got {kernel!r}")
+    has_op = hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu")
+    why = None
+    if not has_op:
+        why = "this torch has no aten._scaled_dot_product_flash_attention_for_cpu"
+    elif q.device.type != "cpu":
+        why = f"the inputs are on {q.device}, the operator runs on CPU only"
+    elif q.shape[-1] != v.shape[-1]:
+        why = f"value width {v.shape[-1]} differs from key width {q.shape[-1]}"
+    elif q.dtype not in FLASH_DTYPES or not (q.dtype == k.dtype == v.dtype):
+        why = f"dtypes {q.dtype}, {k.dtype}, {v.dtype} are not one of {FLASH_DTYPES}"
+    elif _needs_grad(q, k, v):
+        why = "an input requires grad and the operator's log-sum-exp has no gradient (use kernel='matmul')"
+    if kernel == "flash_cpu" and why is not None:
+        raise ValueError(f"kernel='flash_cpu' cannot run here: {why}")
     if kernel != "auto":
         return kernel
-    has_op = hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu")
-    return "flash_cpu" if has_op and q.device.type == "cpu" and q.shape[-1] == v.shape[-1] else "matmul"
+    return "flash_cpu" if why is None else "matmul"
+
+
+def _unit_last(t):
+    """``t`` with a unit-stride last dimension (the flash operator's layout contract); a copy only when needed."""
+    return t if t.stride(-1) == 1 else t.contiguous()
 
 
 def lse_attention(q, k, v, scale: float, *, allowed=None, causal: bool = False, kernel: str = "auto"):
@@ -43,10 +89,12 @@ def lse_attention(q, k, v, scale: float, *, allowed=None, causal: bool = False, 
 
     q (B, H, m, d), k (B, H, s, d), v (B, H, s, dv); ``allowed`` a bool mask broadcastable
     to (B, H, m, s), or ``causal=True`` (m = s, j <= i).  Every row needs an allowed key.
-    Returns out (B, H, m, dv) and L (B, H, m) with L_i = log Σ_{j allowed} e^{scale <q_i, k_j>}.
+    Returns out (B, H, m, dv) and L (B, H, m) with L_i = log Σ_{j allowed} e^{scale <q_i, k_j>}
+    (L in float32 for half inputs).
     """
-    kernel = _pick_kernel(kernel, q, v)
+    kernel = pick_kernel(kernel, q, k, v)
     if kernel == "flash_cpu":
+        q, k, v = _unit_last(q), _unit_last(k), _unit_last(v)
         bias = None
         if allowed is not None:
             bias = torch.zeros(allowed.shape, dtype=q.dtype, device=q.device).masked_fill_(~allowed, float("-inf"))
@@ -60,7 +108,9 @@ def lse_attention(q, k, v, scale: float, *, allowed=None, causal: bool = False, 
         allowed = torch.ones(s.shape[-2:], dtype=torch.bool, device=q.device).tril_()
     if allowed is not None:
         s.masked_fill_(~allowed, float("-inf"))
-    mx = s.amax(dim=-1, keepdim=True)  # (B, H, m, 1): finite, each row has a key
+    # the max shift is a constant for the gradient (L = m + log Σ e^{s − m} does not depend on m);
+    # detached, it keeps no reference to s, so the in-place shift and exp below stay differentiable
+    mx = s.detach().amax(dim=-1, keepdim=True)  # (B, H, m, 1): finite, each row has a key
     s.sub_(mx).exp_()
     z = s.sum(dim=-1, keepdim=True)  # (B, H, m, 1)
     return (s @ v) / z, (mx + torch.log(z)).squeeze(-1)
@@ -72,11 +122,12 @@ def _stat_dtype(dtype):
 
 
 def _merge(o1, l1, o2, l2, *, out=None):
-    """out = o₁ e^{L₁ − L} + o₂ e^{L₂ − L},  L = logaddexp(L₁, L₂) (written into ``out`` if given)."""
+    """out = o₁ e^{L₁ − L} + o₂ e^{L₂ − L},  L = logaddexp(L₁, L₂), in the statistics' dtype
+    (float32 for half parts); written into ``out`` if given.  Out of place when a gradient is needed."""
     lse = torch.logaddexp(l1, l2)
     w1, w2 = torch.exp(l1 - lse).unsqueeze(-1), torch.exp(l2 - lse).unsqueeze(-1)
-    if o1.dtype != w1.dtype:  # half outputs: combine in the statistics' float32
-        res = (o1.to(w1.dtype) * w1).addcmul_(o2.to(w1.dtype), w2).to(o1.dtype)
+    if o1.dtype != w1.dtype or _needs_grad(o1, o2, l1, l2) or (out is not None and out.dtype != w1.dtype):
+        res = o1.to(w1.dtype) * w1 + o2.to(w1.dtype) * w2
         return res if out is None else out.copy_(res)
     return torch.mul(o1, w1, out=out).addcmul_(o2, w2)
 
@@ -127,11 +178,11 @@ def sliding_window_band(q, k, v, w: int, scale: float, *, kernel: str = "auto", 
     l, BH = w - 1, B * H
     N = max(n, l + (-(-(n - l) // chunk) * chunk if n > l else 0))
     qp, kp, vp = (_pad_to(t.reshape(BH, n, t.shape[-1]), N) for t in (q, k, v))  # (BH, N, ·)
-    out = torch.empty(BH, n, dv, dtype=q.dtype, device=q.device)
+    out = torch.empty(BH, n, dv, dtype=_stat_dtype(q.dtype), device=q.device)  # float32 for half inputs
     o1, _ = _head_and_band(qp, kp, vp, out, n, l, chunk, scale, kernel)
     if o1 is not None:
         out[:, l:] = o1
-    return out.view(B, H, n, dv)
+    return out.view(B, H, n, dv).to(q.dtype)
 
 
 def strided_fold_merge(q, k, v, l: int, scale: float, *, kernel: str = "auto", chunk: int = WINDOW_CHUNK):
@@ -155,13 +206,13 @@ def strided_fold_merge(q, k, v, l: int, scale: float, *, kernel: str = "auto", c
     # causality (and the band mask) already hide them from real queries.
     N = max(n, l + C * h, (Rp + 2) * l)
     qp, kp, vp = (_pad_to(t.reshape(BH, n, t.shape[-1]), N) for t in (q, k, v))  # (BH, N, ·)
-    out = torch.empty(BH, n, dv, dtype=q.dtype, device=dev)
+    out = torch.empty(BH, n, dv, dtype=_stat_dtype(q.dtype), device=dev)  # float32 for half inputs
     o1, l1 = _head_and_band(qp, kp, vp, out, n, l, h, scale, kernel)  # parts 0 and 1
     if n <= l:
-        return out.view(B, H, n, dv)
+        return out.view(B, H, n, dv).to(q.dtype)
     out[:, l : 2 * l] = o1[:, :l]
     if n <= 2 * l:
-        return out.view(B, H, n, dv)
+        return out.view(B, H, n, dv).to(q.dtype)
 
     # 2. stride.  Fold to (BH, Rp + 2, l, ·); in each column, queries of rows 2 … Rp + 1 against
     #    keys of rows 0 … Rp − 1, causal along the rows.  Rows beyond R − 1 (padding, aligned
@@ -173,7 +224,7 @@ def strided_fold_merge(q, k, v, l: int, scale: float, *, kernel: str = "auto", c
     o2 = o2.transpose(1, 2).reshape(BH, Rp * l, dv)[:, : n - 2 * l]  # positions 2l … n−1
     l2 = l2.transpose(1, 2).reshape(BH, Rp * l)[:, : n - 2 * l]
     _merge(o1[:, l:], l1[:, l:], o2, l2, out=out[:, 2 * l :])
-    return out.view(B, H, n, dv)
+    return out.view(B, H, n, dv).to(q.dtype)
 
 
 def fixed_fold_merge(q, k, v, l: int, c: int, scale: float, *, kernel: str = "auto"):
@@ -196,9 +247,9 @@ def fixed_fold_merge(q, k, v, l: int, c: int, scale: float, *, kernel: str = "au
         arow = torch.arange(R - 1, device=dev)[None, :, None, None]  # query row − 1, (1, R−1, 1, 1)
         krow = torch.arange((R - 1) * c, device=dev)[None, None, None, :] // c  # key row, (1, 1, 1, (R−1)·c)
         o2, l2 = lse_attention(qf[:, 1:], ks, vs, scale, allowed=krow <= arow, kernel=kernel)  # (BH, R−1, l, ·)
-        tail = _merge(o1[:, 1:], l1[:, 1:], o2, l2)
-        o1 = torch.cat([o1[:, :1], tail], dim=1)  # (BH, R, l, dv)
-    return o1.reshape(BH, R * l, dv)[:, :n].reshape(B, H, n, dv)
+        tail = _merge(o1[:, 1:], l1[:, 1:], o2, l2)  # float32 for half inputs
+        o1 = torch.cat([o1[:, :1].to(tail.dtype), tail], dim=1)  # (BH, R, l, dv)
+    return o1.reshape(BH, R * l, dv)[:, :n].reshape(B, H, n, dv).to(q.dtype)
 
 
 def masked_dense(q, k, v, pattern: Pattern, scale: float, *, kernel: str = "auto"):
@@ -209,11 +260,18 @@ def masked_dense(q, k, v, pattern: Pattern, scale: float, *, kernel: str = "auto
 
 def attention_torch(q, k, v, pattern: Pattern, scale: float, *, kernel: str = "auto"):
     """Dispatch on the pattern: fold and merge where it factorizes, band blocks for a sliding
-    window, dense masked otherwise."""
+    window, dense masked otherwise.  Half inputs on the ``matmul`` kernel are computed in
+    float32 throughout and rounded once (module docstring)."""
+    kernel = pick_kernel(kernel, q, k, v)
+    dtype = q.dtype
+    if dtype in HALF and kernel == "matmul":
+        q, k, v = q.float(), k.float(), v.float()
     if isinstance(pattern, Strided):
-        return strided_fold_merge(q, k, v, pattern.l, scale, kernel=kernel)
-    if isinstance(pattern, Fixed):
-        return fixed_fold_merge(q, k, v, pattern.l, pattern.c, scale, kernel=kernel)
-    if isinstance(pattern, OffsetPattern) and pattern.kind == "sliding_window":
-        return sliding_window_band(q, k, v, dict(pattern.params)["w"], scale, kernel=kernel)
-    return masked_dense(q, k, v, pattern, scale, kernel=kernel)
+        out = strided_fold_merge(q, k, v, pattern.l, scale, kernel=kernel)
+    elif isinstance(pattern, Fixed):
+        out = fixed_fold_merge(q, k, v, pattern.l, pattern.c, scale, kernel=kernel)
+    elif isinstance(pattern, SlidingWindow):
+        out = sliding_window_band(q, k, v, pattern.w, scale, kernel=kernel)
+    else:
+        out = masked_dense(q, k, v, pattern, scale, kernel=kernel)
+    return out.to(dtype)

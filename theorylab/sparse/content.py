@@ -73,29 +73,31 @@ class ExplicitPattern(Pattern):
             raise ValueError(f"mask must be a non-empty square bool array; got dtype {m.dtype}, shape {m.shape}")
         if np.triu(m, 1).any() or not m.diagonal().all():
             raise ValueError("mask must be causal (no j > i) and hold its diagonal (every query attends to itself)")
-        self._mask, self.name = m.copy(), f"{name}(n={m.shape[0]})"
+        self._full, self.name = m.copy(), f"{name}(n={m.shape[0]})"
 
     def _length(self, n) -> int:
         n = _int("n", n, 1, why="sequence length")
-        if n != self._mask.shape[0]:
-            raise ValueError(f"n must equal the mask's length {self._mask.shape[0]}; got {n}")
+        if n != self._full.shape[0]:
+            raise ValueError(f"n must equal the mask's length {self._full.shape[0]}; got {n}")
         return n
 
     def _row(self, i, n):
-        return np.flatnonzero(self._mask[i]).astype(np.int64)
+        return np.flatnonzero(self._full[i]).astype(np.int64)
 
     def row(self, i, n):
         return super().row(i, self._length(n))
 
     def nnz(self, n) -> int:
-        return int(self._mask[: self._length(n)].sum())
+        return int(np.count_nonzero(self._full[: self._length(n)]))
 
-    def mask(self, n):
-        return self._mask[: self._length(n), :n].copy()
+    def _mask(self, n):
+        return self._full[: self._length(n), :n].copy()
 
-    def csr(self, n):
-        self._length(n)
-        return super().csr(n)
+    def _csr(self, n):
+        rows, cols = np.nonzero(self._full[: self._length(n)])  # row-major: rows ascending, keys sorted
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+        return indptr, cols.astype(np.int64)
 
 
 def _qk(q, k) -> tuple[np.ndarray, np.ndarray]:

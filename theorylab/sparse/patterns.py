@@ -26,10 +26,18 @@ empty.  With ``n`` the sequence length:
 
 Every pattern is *prefix-consistent*: ``mask(m) == mask(n)[:m, :m]`` for m <= n.
 
-Counts.  ``nnz(n)`` is exact, in Python integers, without building the mask: closed
-forms for strided, fixed, window, window_global, bigbird and full (see each method), and
-Σ_{δ ∈ D, δ < n} (n − δ) over the offset set D (O(|D|) arithmetic) for the patterns that
-are a set of offsets.
+Counts.  ``nnz(n)`` is exact for any n a Python int can hold (10**40 included), without
+building the mask: closed forms in Python integers, no float and no int64
+(:mod:`theorylab.sparse.patterns_counts`); a user's offset set D is summed as
+Σ_{δ ∈ D, δ < n} (n − δ) in Python integers.  Methods returning arrays (``mask``,
+``csr``, ``row``, ``row_counts``, ``offsets``) take n <= 2**62 (int64 indices) and refuse
+larger n with a ValueError naming n.
+
+Checks (:mod:`theorylab.sparse._patterns_validate`).  Indices are checked once, where a
+pattern becomes compressed rows (:func:`check_csr`): in row i every key lies in [0, i],
+keys strictly increase, the last is i; a user's pattern breaking this is a ValueError
+naming it and the bad row.  ``mask(n)`` is refused beyond ``max_entries`` (default
+2**31 bools, 2 GiB), naming n and the memory; masks are written in place.
 
 Glossary (code -> paper): l -> l (stride, ≈ √n), c -> c (summary width of "fixed"),
 w -> window width, g -> number of global tokens, r -> random keys per query
@@ -41,15 +49,19 @@ int64; ``csr(n)`` -> (indptr (n+1,), indices (nnz,)) int64.
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ._patterns_validate import MAX_ENTRIES, _array_length, _int, _label, _length, _mask_by_rows, check_csr, check_row, guard
+from .patterns_counts import (_tri, bigbird_count, dilated_window_count, fixed_count, fixed_total, full_count, offsets_count,
+                              power_count, sliding_window_count, strided_count, strided_total, window_global_count)
 
 __all__ = [
     "Pattern",
     "OffsetPattern",
     "Strided",
+    "SlidingWindow",
     "Fixed",
     "WindowGlobal",
     "BigBird",
@@ -63,70 +75,16 @@ __all__ = [
     "full_causal",
     "strided_count",
     "fixed_count",
+    "check_csr",
+    "MAX_ENTRIES",
 ]
 
-
-def _int(name: str, value, lo: int | None = None, hi: int | None = None, why: str = "") -> int:
-    """``value`` as a Python int with ``lo <= value <= hi``; TypeError/ValueError naming ``name``."""
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an integer; got {type(value).__name__} {value!r}")
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer; got {type(value).__name__} {value!r}") from None
-    suffix = f" ({why})" if why else ""
-    if lo is not None and v < lo:
-        raise ValueError(f"{name} must be >= {lo}{suffix}; got {v}")
-    if hi is not None and v > hi:
-        raise ValueError(f"{name} must be <= {hi}{suffix}; got {v}")
-    return v
-
-
-def _tri(m: int) -> int:
-    """1 + 2 + … + m (0 for m <= 0)."""
-    return m * (m + 1) // 2 if m > 0 else 0
-
-
-def _sum_clip(x0: int, x1: int, lo: int, hi: int) -> int:
-    """Σ_{x = x0}^{x1 − 1} clip(x, lo, hi) for integers, lo <= hi, in O(1)."""
-    if x1 <= x0:
-        return 0
-    below = max(0, min(x1, lo) - x0)  # x < lo contribute lo each
-    above = max(0, x1 - max(x0, hi + 1))  # x > hi contribute hi each
-    m0, m1 = max(x0, lo), min(x1, hi + 1)  # x in [m0, m1) contribute x
-    mid = (m0 + m1 - 1) * (m1 - m0) // 2 if m1 > m0 else 0
-    return below * lo + above * hi + mid
-
-
-def _half(x):
-    """x / 2 for an even x: exact ``//`` on integers, ``/`` on sympy expressions (the proofs)."""
-    return x // 2 if isinstance(x, int) else x / 2
-
-
-def strided_count(q, l, r):
-    """nnz of strided(l) at n = q·l + r, q >= 1, 0 <= r < l (integers or sympy symbols).
-
-    Row i = a·l + b has min(i, l) + 1 window keys and ⌊i/l⌋ + 1 stride keys, sharing
-    i − j = 0 and (for i >= l) i − j = l: so b + 1 keys in block a = 0 and l + a keys in
-    block a >= 1.  Summing the blocks:
-        l(l+1)/2 + (q−1)·l² + l·q(q−1)/2 + r·(l + q).
-    (For q = 0, n < l, every row is its whole prefix: n(n+1)/2.)
-    """
-    return _half(l * (l + 1)) + (q - 1) * l * l + _half(l * q * (q - 1)) + r * (l + q)
-
-
-def fixed_count(q, l, r, c):
-    """nnz of fixed(l, c) at n = q·l + r, 0 <= r < l (integers or sympy symbols).
-
-    Row i = a·l + b has b + 1 keys in its own block and c summary keys in each of the a
-    earlier blocks (its own block's summary keys are already in A¹):  b + 1 + a·c.
-    Summing:  q·l(l+1)/2 + c·l·q(q−1)/2 + r(r+1)/2 + r·q·c.
-    """
-    return q * _half(l * (l + 1)) + c * l * _half(q * (q - 1)) + _half(r * (r + 1)) + r * q * c
-
-
 class Pattern:
-    """Base class: a causal pattern defined by its rows; subclasses give ``_row`` and ``nnz``."""
+    """Base class: a causal pattern defined by its rows.
+
+    A subclass gives ``_row(i, n)`` (the keys of query i, sorted) and ``nnz(n)``, and may
+    override ``_csr`` / ``_mask`` / ``row_counts`` with faster equivalents.  The public
+    methods validate n, guard memory and check every index (:func:`check_csr`)."""
 
     def _row(self, i: int, n: int) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -134,37 +92,52 @@ class Pattern:
     def nnz(self, n) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    # -- public, validated -------------------------------------------------------------
-    def row(self, i, n) -> np.ndarray:
-        """Allowed keys of query ``i`` in a length-``n`` sequence, sorted, int64 (k,)."""
-        n = _int("n", n, 1, why="sequence length")
-        i = _int("i", i, 0, n - 1, why=f"a query index of a length-{n} sequence")
-        return self._row(i, n)
-
-    def row_counts(self, n) -> np.ndarray:
-        """Number of allowed keys per query, (n,) int64."""
-        n = _int("n", n, 1, why="sequence length")
-        return np.array([self._row(i, n).size for i in range(n)], dtype=np.int64)
-
-    def csr(self, n) -> tuple[np.ndarray, np.ndarray]:
-        """Compressed rows: keys of query i are ``indices[indptr[i]:indptr[i+1]]`` (sorted)."""
-        n = _int("n", n, 1, why="sequence length")
-        rows = [self._row(i, n) for i in range(n)]
+    def _csr(self, n: int):
+        rows = [np.asarray(self._row(i, n)) for i in range(n)]
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum([r.size for r in rows], out=indptr[1:])
-        return indptr, np.concatenate(rows).astype(np.int64)
+        return indptr, np.concatenate(rows)
 
-    def mask(self, n) -> np.ndarray:
-        """Boolean (n, n) mask: ``mask[i, j]`` iff query i may attend to key j."""
-        n = _int("n", n, 1, why="sequence length")
-        indptr, indices = self.csr(n)
+    def _mask(self, n: int) -> np.ndarray:
+        indptr, indices = check_csr(self, n, *self._csr(n))
         m = np.zeros((n, n), dtype=bool)
         m[np.repeat(np.arange(n), np.diff(indptr)), indices] = True
         return m
 
+    # -- public, validated -------------------------------------------------------------
+    def row(self, i, n) -> np.ndarray:
+        """Allowed keys of query ``i`` in a length-``n`` sequence, sorted, int64 (k,); checked."""
+        n = _array_length(self, n, "row(i, n)")
+        i = _int("i", i, 0, n - 1, why=f"a query index of a length-{n} sequence")
+        return check_row(self, i, n, self._row(i, n))
+
+    def row_counts(self, n) -> np.ndarray:
+        """Number of allowed keys per query, (n,) int64."""
+        n = _array_length(self, n, "row_counts(n)")
+        guard(self, "row_counts(n)", n, n, 8, MAX_ENTRIES)
+        return np.diff(self.csr(n)[0])
+
+    def csr(self, n, *, max_entries=MAX_ENTRIES) -> tuple[np.ndarray, np.ndarray]:
+        """Compressed rows: keys of query i are ``indices[indptr[i]:indptr[i+1]]``, checked by
+        :func:`check_csr`; refused when nnz(n) > ``max_entries``."""
+        n = _array_length(self, n, "csr(n)")
+        try:
+            entries = self.nnz(n)
+        except NotImplementedError:  # a user's pattern without a count: every row holds >= 1 key
+            entries = n
+        guard(self, "csr(n)", n, entries, 16, max_entries)
+        return check_csr(self, n, *self._csr(n))
+
+    def mask(self, n, *, max_entries=MAX_ENTRIES) -> np.ndarray:
+        """Boolean (n, n) mask: ``mask[i, j]`` iff query i may attend to key j.  Refused when
+        n² > ``max_entries`` (default 2**31: 2 GiB), with the memory it would take."""
+        n = _array_length(self, n, "mask(n)")
+        guard(self, "mask(n)", n, n * n, 1, max_entries)
+        return self._mask(n)
+
     def density(self, n) -> float:
         """Nominal density: nnz over the n(n+1)/2 entries of the causal triangle."""
-        n = _int("n", n, 1, why="sequence length")
+        n = _length(n)
         return self.nnz(n) / _tri(n)
 
     def block_density(self, n, block: int = 128) -> float:
@@ -172,7 +145,7 @@ class Pattern:
 
         This is the work a block-sparse kernel does relative to dense causal attention.
         """
-        n = _int("n", n, 1, why="sequence length")
+        n = _array_length(self, n, "block_density(n)")
         block = _int("block", block, 1)
         indptr, indices = self.csr(n)
         rows = np.repeat(np.arange(n), np.diff(indptr)) // block
@@ -181,43 +154,65 @@ class Pattern:
         return touched / _tri(nb)
 
     def __repr__(self) -> str:
-        return self.name
+        return _label(self)
 
 
 @dataclass(frozen=True, repr=False)
 class OffsetPattern(Pattern):
-    """Query i attends to i − δ for every offset δ in a fixed set D (δ <= i)."""
+    """Query i attends to i − δ for every offset δ in a set D (δ <= i).
+
+    ``offset_fn(n)`` gives D's members below n: integers, in any order (D is a set: sorted
+    and deduplicated on every call), members >= n ignored; D must hold 0 and no negative
+    offset (else a ValueError naming the pattern and the row it would break).
+    ``count_fn(n)``, when given, is nnz(n) in Python integers (a closed form); otherwise
+    nnz sums over D.
+    """
 
     kind: str
     params: tuple
-    offset_fn: object = field(compare=False)  # n -> sorted unique int64 offsets in [0, n), containing 0
+    offset_fn: object = field(compare=False)  # n -> int offsets δ = i − j (a set, holding 0)
+    count_fn: object = field(default=None, compare=False)  # n -> exact nnz (Python int), optional
 
     @property
     def name(self) -> str:
         return f"{self.kind}({', '.join(f'{k}={v}' for k, v in self.params)})"
 
     def offsets(self, n) -> np.ndarray:
-        """The sorted offsets δ = i − j in [0, n) this pattern allows, int64."""
-        n = _int("n", n, 1, why="sequence length")
-        return self.offset_fn(n)
+        """The sorted offsets δ = i − j in [0, n) this pattern allows, int64 (checked)."""
+        return self._offsets(_array_length(self, n, "offsets(n)"))
+
+    def _offsets(self, n: int) -> np.ndarray:
+        d = np.asarray(self.offset_fn(n))
+        if d.ndim != 1 or (d.size and not np.issubdtype(d.dtype, np.integer)):
+            raise ValueError(f"{self.name}: the offsets at n = {n} must be a 1-d array of integers; got dtype {d.dtype}, "
+                             f"shape {d.shape}")
+        d = np.unique(d.astype(np.int64, copy=False))  # a set: sorted, without duplicates
+        if d.size and d[0] < 0:
+            raise ValueError(f"{self.name}: the offset {int(d[0])} gives row 0 the key {-int(d[0])} > 0 (n = {n}): "
+                             f"offsets i − j must be >= 0 (causal), as every key j of row i must lie in [0, i]")
+        if d.size == 0 or d[0] != 0:
+            raise ValueError(f"{self.name}: the offsets at n = {n} lack 0, so row 0 has no key: offset 0 (the "
+                             f"diagonal) must be in the set")
+        return d[d < n]
 
     def _row(self, i, n):
-        d = self.offset_fn(n)
-        return np.sort(i - d[d <= i])
+        d = self._offsets(n)
+        return i - d[d <= i][::-1]
 
     def nnz(self, n) -> int:
-        """Σ_{δ ∈ D, δ < n} (n − δ): offset δ lies on n − δ rows."""
-        n = _int("n", n, 1, why="sequence length")
-        d = self.offset_fn(n)
-        return int(n * d.size - int(d.sum()))
+        """Exact, Python integers: ``count_fn`` when given, else Σ_{δ ∈ D, δ < n} (n − δ)."""
+        n = _length(n)
+        if self.count_fn is not None:
+            return self.count_fn(n)
+        return offsets_count(n, self._offsets(_array_length(self, n, "nnz(n) (a set of offsets without a closed form)")))
 
     def row_counts(self, n):
-        n = _int("n", n, 1, why="sequence length")
-        return np.searchsorted(self.offset_fn(n), np.arange(n), side="right").astype(np.int64)
+        n = _array_length(self, n, "row_counts(n)")
+        guard(self, "row_counts(n)", n, n, 8, MAX_ENTRIES)
+        return np.searchsorted(self._offsets(n), np.arange(n), side="right").astype(np.int64)
 
-    def csr(self, n):
-        n = _int("n", n, 1, why="sequence length")
-        d = self.offset_fn(n)
+    def _csr(self, n):
+        d = self._offsets(n)
         counts = np.searchsorted(d, np.arange(n), side="right")  # (n,)
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
@@ -226,12 +221,11 @@ class OffsetPattern(Pattern):
         # keys ascending: i − d[c−1], …, i − d[0]
         return indptr, rows - d[counts[rows] - 1 - t]
 
-    def mask(self, n):
-        n = _int("n", n, 1, why="sequence length")
+    def _mask(self, n):
         m = np.zeros((n, n), dtype=bool)
-        for delta in self.offset_fn(n):
-            idx = np.arange(n - delta)
-            m[idx + delta, idx] = True
+        flat = m.reshape(-1)  # entry (j + δ, j) sits at δ·n + j·(n + 1): one strided slice per offset
+        for delta in self._offsets(n):
+            flat[int(delta) * n :: n + 1] = True
         return m
 
 
@@ -242,10 +236,16 @@ class Strided(OffsetPattern):
     l: int = 1
 
     def nnz(self, n) -> int:
-        """Closed form :func:`strided_count` (proof: :func:`theorylab.sparse.patterns_claims.proof_strided`)."""
-        n = _int("n", n, 1, why="sequence length")
-        q, r = divmod(n, self.l)
-        return _tri(n) if q == 0 else strided_count(q, self.l, r)
+        """Closed form :func:`~theorylab.sparse.patterns_counts.strided_count` (proof:
+        :func:`theorylab.sparse.patterns_claims.proof_strided`)."""
+        return strided_total(_length(n), self.l)
+
+
+@dataclass(frozen=True, repr=False)
+class SlidingWindow(OffsetPattern):
+    """0 <= i − j < w (the torch path runs it as band blocks)."""
+
+    w: int = 1
 
 
 @dataclass(frozen=True, repr=False)
@@ -266,21 +266,21 @@ class Fixed(Pattern):
         return np.concatenate([summary, np.arange(a * l, i + 1, dtype=np.int64)])
 
     def row_counts(self, n):
-        n = _int("n", n, 1, why="sequence length")
+        n = _array_length(self, n, "row_counts(n)")
+        guard(self, "row_counts(n)", n, n, 8, MAX_ENTRIES)
         i = np.arange(n, dtype=np.int64)
         return i % self.l + 1 + (i // self.l) * self.c
 
     def nnz(self, n) -> int:
-        """Closed form :func:`fixed_count` (proof: :func:`theorylab.sparse.patterns_claims.proof_fixed`)."""
-        n = _int("n", n, 1, why="sequence length")
-        q, r = divmod(n, self.l)
-        return fixed_count(q, self.l, r, self.c)
+        """Closed form :func:`~theorylab.sparse.patterns_counts.fixed_count` (proof:
+        :func:`theorylab.sparse.patterns_claims.proof_fixed`)."""
+        return fixed_total(_length(n), self.l, self.c)
 
-    def mask(self, n):
-        n = _int("n", n, 1, why="sequence length")
-        i = np.arange(n)[:, None]
-        j = np.arange(n)[None, :]
-        return (j <= i) & ((j // self.l == i // self.l) | (j % self.l >= self.l - self.c))
+    def _mask(self, n):
+        l, c = self.l, self.c
+        jn = np.arange(n, dtype=np.int64)
+        jblock, summary = (jn // l)[None, :], (jn % l >= l - c)[None, :]  # (1, n) each
+        return _mask_by_rows(n, lambda i, j: (j <= i) & ((jblock == i // l) | summary))
 
 
 @dataclass(frozen=True, repr=False)
@@ -301,20 +301,12 @@ class WindowGlobal(Pattern):
         return np.concatenate([np.arange(min(self.g, lo), dtype=np.int64), np.arange(lo, i + 1, dtype=np.int64)])
 
     def nnz(self, n) -> int:
-        """Global rows i < g: i + 1 keys.  Rows i >= g: min(i+1, w) window keys plus g globals
-        minus their overlap clip(g + w − 1 − i, 0, g); each sum is a clipped arithmetic series."""
-        n = _int("n", n, 1, why="sequence length")
-        w, g = self.w, self.g
-        head = _tri(min(g, n))
-        window = _sum_clip(g + 1, n + 1, 0, w)  # Σ_{i=g}^{n−1} min(i+1, w)
-        overlap = _sum_clip(g + w - n, w, 0, g)  # Σ_{i=g}^{n−1} clip(g+w−1−i, 0, g)
-        return head + window + g * max(0, n - g) - overlap
+        """Closed form :func:`~theorylab.sparse.patterns_counts.window_global_count`."""
+        return window_global_count(_length(n), self.w, self.g)
 
-    def mask(self, n):
-        n = _int("n", n, 1, why="sequence length")
-        i = np.arange(n)[:, None]
-        j = np.arange(n)[None, :]
-        return (j <= i) & ((i - j < self.w) | (j < self.g) | (i < self.g))
+    def _mask(self, n):
+        w, g = self.w, self.g
+        return _mask_by_rows(n, lambda i, j: (j <= i) & ((i - j < w) | (j < g) | (i < g)))
 
 
 @dataclass(frozen=True, repr=False)
@@ -340,12 +332,11 @@ class BigBird(WindowGlobal):
         return np.sort(np.concatenate([super()._row(i, n), self._random_keys(i)]))
 
     def nnz(self, n) -> int:
-        """window_global's count plus Σ_i min(r, max(0, i − w + 1 − g))."""
-        n = _int("n", n, 1, why="sequence length")
-        return super().nnz(n) + _sum_clip(1 - self.w - self.g, n + 1 - self.w - self.g, 0, self.r)
+        """Closed form :func:`~theorylab.sparse.patterns_counts.bigbird_count`."""
+        return bigbird_count(_length(n), self.w, self.g, self.r)
 
-    def mask(self, n):
-        m = super().mask(n)
+    def _mask(self, n):
+        m = super()._mask(n)
         for i in range(n):
             m[i, self._random_keys(i)] = True
         return m
@@ -361,7 +352,7 @@ def strided(l) -> Strided:
     def offsets(n, l=l):
         return np.union1d(np.arange(min(l + 1, n)), np.arange(0, n, l)).astype(np.int64)
 
-    return Strided("strided", (("l", l),), offsets, l)
+    return Strided(kind="strided", params=(("l", l),), offset_fn=offsets, l=l)
 
 
 def fixed(l, c) -> Fixed:
@@ -374,14 +365,17 @@ def fixed(l, c) -> Fixed:
 def sliding_window(w) -> OffsetPattern:
     """0 <= i − j < w: the query and its w − 1 predecessors."""
     w = _int("w", w, 1, why="window width")
-    return OffsetPattern("sliding_window", (("w", w),), lambda n, w=w: np.arange(min(w, n), dtype=np.int64))
+    return SlidingWindow("sliding_window", (("w", w),), lambda n, w=w: np.arange(min(w, n), dtype=np.int64),
+                         lambda n, w=w: sliding_window_count(n, w), w)
 
 
 def dilated_window(w, r) -> OffsetPattern:
     """i − j ∈ {0, r, …, (w − 1) r}: w keys spaced r apart."""
     w = _int("w", w, 1, why="keys per row")
     r = _int("r", r, 1, why="dilation")
-    return OffsetPattern("dilated_window", (("w", w), ("r", r)), lambda n, w=w, r=r: np.arange(0, min(w * r, n), r, dtype=np.int64))
+    return OffsetPattern("dilated_window", (("w", w), ("r", r)),
+                         lambda n, w=w, r=r: np.arange(0, min(w * r, n), r, dtype=np.int64),
+                         lambda n, w=w, r=r: dilated_window_count(n, w, r))
 
 
 def power_attention() -> OffsetPattern:
@@ -390,7 +384,7 @@ def power_attention() -> OffsetPattern:
     def offsets(n):
         return np.array([0] + [1 << k for k in range(max(n - 1, 1).bit_length()) if (1 << k) < n], dtype=np.int64)
 
-    return OffsetPattern("power_attention", (), offsets)
+    return OffsetPattern("power_attention", (), offsets, power_count)
 
 
 def window_global(w, g) -> WindowGlobal:
@@ -410,14 +404,10 @@ def bigbird(w, g, r, seed) -> BigBird:
 
 @dataclass(frozen=True, repr=False)
 class _FullCausal(OffsetPattern):
-    def nnz(self, n) -> int:
-        return _tri(_int("n", n, 1, why="sequence length"))
-
-    def mask(self, n):
-        n = _int("n", n, 1, why="sequence length")
-        return np.tril(np.ones((n, n), dtype=bool))
+    def _mask(self, n):
+        return np.tri(n, dtype=bool)  # one (n, n) bool comparison, no temporaries
 
 
 def full_causal() -> OffsetPattern:
     """j <= i: dense causal attention, n(n+1)/2 entries."""
-    return _FullCausal("full_causal", (), lambda n: np.arange(n, dtype=np.int64))
+    return _FullCausal("full_causal", (), lambda n: np.arange(n, dtype=np.int64), full_count)

@@ -35,7 +35,7 @@ matrix products.
 Backends: ``"ref"`` dense masked softmax in float64 (numpy); ``"numba"`` compressed-row
 loop over each query's allowed keys (O(nnz·d), float64 accumulation), must match the ref;
 ``"torch"`` fold and merge for strided / fixed, the band blocks for a sliding window (O(n·w)),
-and dense masked softmax in the input dtype for every other pattern (O(n²) memory), each dense block by torch's fused CPU
+and dense masked softmax for every other pattern (O(n²) memory; half inputs in float32), each dense block by torch's fused CPU
 flash-attention kernel (which also returns the log-sum-exp) or by explicit matrix products
 (see :mod:`theorylab.sparse._sparse_attention_torch`), must match the ref; ``"auto"`` per
 :mod:`theorylab.backends`.
@@ -55,7 +55,7 @@ import numbers
 import numpy as np
 
 from .. import _validate as V
-from ..backends import like_input, resolve_backend, to_numpy
+from ..backends import like_input, resolve_backend, to_numpy, to_torch
 from .patterns import Pattern
 
 __all__ = ["attention", "attention_ref", "make_inputs", "BACKENDS"]
@@ -67,14 +67,15 @@ def make_inputs(rng: np.random.Generator, *, batch=1, heads=1, length=16, head_d
                 dtype=np.float64) -> dict:
     """One valid random instance: q, k, v standard normal (v with ``value_dim`` columns), q
     multiplied by ``logit_scale`` (30 and more gives logits of hundreds: a softmax without
-    its max shift overflows)."""
+    its max shift overflows).  Sizes are integers >= 1 (TypeError for 2.7 or True)."""
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
-    b, h, n, d = (int(s) for s in (batch, heads, length, head_dim))
-    dv = d if value_dim is None else int(value_dim)
-    if min(b, h, n, d, dv) < 1:
-        raise ValueError(f"sizes must be >= 1; got batch={b}, heads={h}, length={n}, head_dim={d}, value_dim={dv}")
-    if not (isinstance(logit_scale, (int, float)) and math.isfinite(logit_scale) and logit_scale > 0):
+    b, h, n, d = (V.check_size(name, s) for name, s in
+                  (("batch", batch), ("heads", heads), ("length", length), ("head_dim", head_dim)))
+    dv = d if value_dim is None else V.check_size("value_dim", value_dim)
+    if isinstance(logit_scale, bool) or not isinstance(logit_scale, numbers.Real):
+        raise TypeError(f"logit_scale must be a real number; got {type(logit_scale).__name__}")
+    if not (math.isfinite(logit_scale) and logit_scale > 0):
         raise ValueError(f"logit_scale must be a finite number > 0; got {logit_scale!r}")
     q = rng.standard_normal((b, h, n, d)) * float(logit_scale)
     k = rng.standard_normal((b, h, n, d))
@@ -132,9 +133,13 @@ def attention(q, k, v, pattern: Pattern, *, scale=None, backend="auto"):
     same device and dtype.  Backends: ``"ref"`` (float64 dense masked softmax),
     ``"numba"`` (compressed rows, O(nnz·d)), ``"torch"`` (fold and merge for strided and
     fixed, band blocks for a sliding window, dense masked otherwise), ``"auto"``.
+    Only ``"torch"`` is differentiable (gradients equal those of dense masked softmax, any
+    value width); ``"ref"`` / ``"numba"`` refuse a tensor that requires grad.  Tensors of
+    any strides and numpy arrays of any strides (negative ones included) are accepted;
+    bfloat16 / float16 tensors are computed in float32 on the torch path.
     """
     kind, scale = _validate(q, k, v, pattern, scale)
-    backend = resolve_backend(backend, (q,), valid=BACKENDS)
+    backend = resolve_backend(backend, (q, k, v), valid=BACKENDS)
     if backend == "ref":
         out = attention_ref(q, k, v, pattern, scale)
     elif backend == "numba":
@@ -144,11 +149,8 @@ def attention(q, k, v, pattern: Pattern, *, scale=None, backend="auto"):
         indptr, indices = pattern.csr(int(q.shape[2]))
         out = attention_csr_numba(*(to_numpy(a, dtype) for a in (q, k, v)), indptr, indices, scale)
     else:
-        import torch
-
         from ._sparse_attention_torch import attention_torch
 
-        args = [a if kind == "torch" else torch.from_numpy(np.ascontiguousarray(a)) for a in (q, k, v)]
-        out = attention_torch(*args, pattern, scale)
+        out = attention_torch(*(to_torch(a) for a in (q, k, v)), pattern, scale)  # any strides (see the torch module)
     out = like_input(out, q)
     return out.astype(q.dtype, copy=False) if kind == "numpy" else out
