@@ -41,6 +41,10 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from .._numba_cache import ensure_cache_dir
+
+ensure_cache_dir(__file__)  # before the decorators: a read-only install still caches
+
 from .. import _simd as S
 
 _STEPS = 16  # time block: steps of one head packed and run at a time

@@ -23,6 +23,10 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from .._numba_cache import ensure_cache_dir
+
+ensure_cache_dir(__file__)  # before the decorators: a read-only install still caches
+
 from ._vexp import _CONTRACT, vexp
 
 __all__ = ["selective_scan_numba", "selective_attention_matrix_numba"]

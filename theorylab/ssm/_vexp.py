@@ -13,6 +13,10 @@ import math
 
 import numpy as np
 from numba import njit, types
+
+from .._numba_cache import ensure_cache_dir
+
+ensure_cache_dir(__file__)  # before the decorators: a read-only install still caches
 from numba.extending import overload
 
 __all__ = ["vexp", "vexp_array"]
