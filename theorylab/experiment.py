@@ -149,18 +149,19 @@ def check_out_dir(out) -> Path:
 
 
 def progress(iterable, desc: str = "", total: int | None = None):
-    """A minimal progress bar on stderr (silent when stderr is not a terminal, except the end)."""
-    items = list(iterable) if total is None else iterable
-    total = len(items) if total is None else total
+    """``tqdm`` over ``iterable`` on stderr: a live bar on a terminal; elsewhere (CI, a pipe,
+    a log file) one summary line when it ends, so logs stay readable."""
+    from tqdm import tqdm
+
     tty = sys.stderr.isatty()
+    bar = tqdm(iterable, desc=desc, total=total, file=sys.stderr, disable=not tty, leave=True, dynamic_ncols=True)
     t0 = time.perf_counter()
-    for i, item in enumerate(items):
-        if tty:
-            done = int(30 * i / max(total, 1))
-            sys.stderr.write(f"\r{desc} [{'#' * done}{'.' * (30 - done)}] {i}/{total}")
-            sys.stderr.flush()
+    n = 0
+    for item in bar:
+        n += 1
         yield item
-    sys.stderr.write(f"{chr(13) if tty else ''}{desc} done: {total} steps in {time.perf_counter() - t0:.1f}s\n")
+    if not tty:
+        sys.stderr.write(f"{desc} done: {n} steps in {time.perf_counter() - t0:.1f}s\n")
 
 
 def apply_style() -> None:
