@@ -31,7 +31,7 @@ __all__ = ["check_csr", "check_row", "guard", "MAX_ENTRIES", "INDEX_MAX"]
 
 MAX_ENTRIES = 2**31  # default limit of mask(n) (n² bools) and csr(n) (nnz indices)
 INDEX_MAX = 2**62  # the largest n an int64 index array can address with room to spare
-_BLOCK = 2**20  # entries per block of rows when a mask is evaluated from its rule
+_BLOCK = 2**19  # entries per block of rows when a mask is evaluated from its rule (bool temporaries of 0.5 MB)
 
 
 def _int(name: str, value, lo: int | None = None, hi: int | None = None, why: str = "") -> int:

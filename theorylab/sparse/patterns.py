@@ -306,7 +306,7 @@ class WindowGlobal(Pattern):
 
     def _mask(self, n):
         w, g = self.w, self.g
-        return _mask_by_rows(n, lambda i, j: (j <= i) & ((i - j < w) | (j < g) | (i < g)))
+        return _mask_by_rows(n, lambda i, j: (j <= i) & ((j > i - w) | (j < g) | (i < g)))  # bool temporaries only
 
 
 @dataclass(frozen=True, repr=False)

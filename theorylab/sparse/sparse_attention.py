@@ -114,8 +114,9 @@ def attention_ref(q, k, v, pattern: Pattern, scale: float | None = None) -> np.n
     q, k, v = (np.asarray(to_numpy(a), dtype=np.float64) for a in (q, k, v))
     n, d = q.shape[2], q.shape[3]
     scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    mask = pattern.mask(n)  # (n, n) first: its guard refuses an n whose scores would not fit
     s = np.einsum("bhid,bhjd->bhij", q, k) * scale  # (b, h, n, n)
-    s = np.where(pattern.mask(n), s, -np.inf)
+    s = np.where(mask, s, -np.inf)
     s = s - s.max(axis=-1, keepdims=True)  # every row holds its diagonal: max is finite
     p = np.exp(s)
     p /= p.sum(axis=-1, keepdims=True)
