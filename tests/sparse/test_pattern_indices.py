@@ -64,7 +64,7 @@ def test_bad_offsets_are_one_value_error_on_every_backend(backend, case, n):
     kind, offsets = case
     pattern = OffsetPattern("user_offsets", (), lambda m, o=offsets: np.array(o))
     x = _inputs(n)
-    word = "no key" if kind == "no_zero" else ("integers" if kind == "float" else "row 0")
+    word = {"no_zero": "lack 0, so row 0 has no key", "float": "integers"}.get(kind, rf"offset -{-min(offsets)} gives row 0 the key {-min(offsets)}\b")
     for call in (lambda: pattern.csr(n), lambda: pattern.mask(n), lambda: pattern.row(n - 1, n),
                  lambda: sparse.attention(x["q"], x["k"], x["v"], pattern, backend=backend)):
         with pytest.raises(ValueError, match=word) as err:

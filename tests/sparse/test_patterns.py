@@ -9,7 +9,6 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from theorylab import sparse
-from theorylab.sparse import patterns_counts as PC
 from theorylab.sparse.patterns_claims import enumerate_mask
 
 VECTORS = Path(__file__).parents[1] / "data" / "sparse_patterns.json"  # provenance: tests/data/README.md
@@ -129,14 +128,6 @@ def test_nnz_large_n_exact_and_fast(n):
     for pattern, got, want in zip(pats, counts, expected):
         if want is not None:
             assert got == want, pattern
-
-
-def test_sum_clip_matches_loop():
-    for x0 in range(-4, 5):
-        for x1 in range(-4, 9):
-            for lo in range(-2, 3):
-                for hi in range(lo, 5):
-                    assert PC._sum_clip(x0, x1, lo, hi) == sum(min(max(x, lo), hi) for x in range(x0, x1))
 
 
 def test_block_density_of_strided_is_much_higher_than_nominal():
