@@ -14,6 +14,13 @@ Statement (math and papers in :mod:`theorylab.sparse.sparse_attention`):
    without its max shift returns inf / NaN and fails.  Error model at that scale: a logit
    carries a rounding error ~ |s|·eps ~ 2000·1.1e-16, which moves the weights by the same
    relative amount (~2e-13), well inside 1e-10.
+   The torch backend is also run as a user with a graph would run it (:func:`_torch_user_parts`):
+   on the large-logit instance of each family: ``torch[transposed]``, q, k, v tensors whose
+   last dimension is not unit-stride (no grad);
+   ``torch[grad]``, the same tensors requiring grad, and the gradients of ⟨out, G⟩ (G a
+   random upstream gradient) against :func:`dense_masked_softmax_grad` -- the textbook
+   backward of masked softmax in numpy (dV = PᵀG, dS = P ∘ (GVᵀ − rowsum(P ∘ GVᵀ)),
+   dQ = scale·dS K, dK = scale·dSᵀ Q), written here, not autograd -- within 1e-10.
    Control, the weakest of two near misses (each rejected by a finite error): the mask
    applied to the probabilities after a causal softmax (no renormalization over Aᵢ), and
    each row's oldest allowed key dropped (an off-by-one at the start of a compressed row).
@@ -40,7 +47,7 @@ from .patterns import bigbird, dilated_window, fixed, full_causal, power_attenti
 from .patterns_claims import enumerate_mask
 from .sparse_attention import attention, make_inputs
 
-__all__ = ["FAMILIES", "draw_pattern", "dense_masked_softmax", "large_logit_inputs"]
+__all__ = ["FAMILIES", "draw_pattern", "dense_masked_softmax", "dense_masked_softmax_grad", "large_logit_inputs"]
 
 CHILD = Paper("Generating Long Sequences with Sparse Transformers", 2019, "1904.10509", index=10)
 FAMILIES = ("strided", "fixed", "window", "dilated", "power", "window_global", "bigbird", "full")
@@ -97,6 +104,43 @@ def dense_masked_softmax(q, k, v, mask, scale=None):
     return np.matmul(weights / weights.sum(axis=-1, keepdims=True), v)  # (b, h, n, dv)
 
 
+def dense_masked_softmax_grad(q, k, v, mask, g, scale=None):
+    """Independent float64 backward of :func:`dense_masked_softmax` for the upstream gradient
+    ``g`` (b, h, n, dv): returns (dq, dk, dv) by the textbook formulas (module docstring)."""
+    q, k, v, g = (np.asarray(a, dtype=np.float64) for a in (q, k, v, g))
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    logits = np.matmul(q, np.swapaxes(k, -1, -2)) * scale  # (b, h, n, n)
+    top = np.max(np.where(mask, logits, -np.inf), axis=-1, keepdims=True)
+    w = np.where(mask, np.exp(np.where(mask, logits - top, 0.0)), 0.0)
+    p = w / w.sum(axis=-1, keepdims=True)  # (b, h, n, n)
+    dp = np.matmul(g, np.swapaxes(v, -1, -2))  # (b, h, n, n)
+    ds = p * (dp - (p * dp).sum(axis=-1, keepdims=True))
+    return scale * np.matmul(ds, k), scale * np.matmul(np.swapaxes(ds, -1, -2), q), np.matmul(np.swapaxes(p, -1, -2), g)
+
+
+def _torch_user_parts(rng, pattern, x, mask, sizes) -> dict:
+    """``torch[transposed]`` and ``torch[grad]`` verdicts (module docstring) for one instance."""
+    import torch
+
+    def transposed(a, grad=False):  # same values, last dimension of stride n
+        return torch.from_numpy(a).transpose(-1, -2).contiguous().transpose(-1, -2).requires_grad_(grad)
+
+    ref = dense_masked_softmax(x["q"], x["k"], x["v"], mask)
+    with torch.no_grad():
+        out = attention(*(transposed(x[c]) for c in "qkv"), pattern, backend="torch")
+    parts = {"torch[transposed]": identity_verdict(out.numpy(), ref, dtype=np.float64, backend="torch[transposed]", sizes=sizes,
+                                                   what=f"attention[torch] on transposed tensors, {pattern}")}
+    g = rng.standard_normal(ref.shape)
+    args = [transposed(x[c], grad=True) for c in "qkv"]
+    grads = torch.autograd.grad(attention(*args, pattern, backend="torch"), args, torch.from_numpy(g), materialize_grads=True)
+    want = dense_masked_softmax_grad(x["q"], x["k"], x["v"], mask, g)
+    vs = [identity_verdict(got.numpy(), w, dtype=np.float64, backend="torch[grad]", sizes=sizes,
+                           what=f"d{c} of attention[torch] vs textbook masked-softmax backward, {pattern}")
+          for got, w, c in zip(grads, want, "qkv")]
+    parts["torch[grad]"] = max(vs, key=lambda v: (not v.holds, v.margin if np.isfinite(v.margin) else np.inf))
+    return parts
+
+
 def large_logit_inputs(rng, sizes: dict, mask) -> dict:
     """An instance whose largest allowed |logit| is drawn in ``LARGE_LOGITS`` (q rescaled)."""
     x = make_inputs(rng, **sizes)
@@ -136,6 +180,9 @@ def _masked_softmax_check(rng: np.random.Generator, size: str = "quick") -> Verd
                 out = call_backend(attention, b, x["q"], x["k"], x["v"], pattern)
                 parts[b].append(identity_verdict(out, ref, dtype=np.float64, backend=b, sizes=sizes,
                                                  what=f"attention[{b}] vs independent masked softmax, {pattern}, logits {label}"))
+            if "torch" in backends and label == "large":  # the user-layout and gradient parts at the large scale
+                for name, v in _torch_user_parts(rng, pattern, x, enumerate_mask(pattern, sizes["length"]), sizes).items():
+                    parts.setdefault(name, []).append(v)
     return Verdict.combine(_per_backend(parts), sizes=sizes, detail=f"{len(FAMILIES)} patterns x 2 logit scales")
 
 
