@@ -15,8 +15,9 @@ Statement (math and papers in :mod:`theorylab.sparse.sparse_attention`):
    carries a rounding error ~ |s|·eps ~ 2000·1.1e-16, which moves the weights by the same
    relative amount (~2e-13), well inside 1e-10.
    The torch backend is also run as a user with a graph would run it (:func:`_torch_user_parts`):
-   on the large-logit instance of each family: ``torch[transposed]``, q, k, v tensors whose
-   last dimension is not unit-stride (no grad);
+   on the large-logit instance of each family, with v and with a copy of k as values (value
+   width = key width, where the CPU flash kernel serves): ``torch[transposed]``, q, k, v
+   tensors whose last dimension is not unit-stride (no grad);
    ``torch[grad]``, the same tensors requiring grad, and the gradients of ⟨out, G⟩ (G a
    random upstream gradient) against :func:`dense_masked_softmax_grad` -- the textbook
    backward of masked softmax in numpy (dV = PᵀG, dS = P ∘ (GVᵀ − rowsum(P ∘ GVᵀ)),
@@ -119,26 +120,29 @@ def dense_masked_softmax_grad(q, k, v, mask, g, scale=None):
 
 
 def _torch_user_parts(rng, pattern, x, mask, sizes) -> dict:
-    """``torch[transposed]`` and ``torch[grad]`` verdicts (module docstring) for one instance."""
+    """``torch[transposed]`` and ``torch[grad]`` verdicts (module docstring) for one instance.
+    Values: v, and a copy of k (value width = key width, where the CPU flash kernel is picked)."""
     import torch
 
     def transposed(a, grad=False):  # same values, last dimension of stride n
         return torch.from_numpy(a).transpose(-1, -2).contiguous().transpose(-1, -2).requires_grad_(grad)
 
-    ref = dense_masked_softmax(x["q"], x["k"], x["v"], mask)
-    with torch.no_grad():
-        out = attention(*(transposed(x[c]) for c in "qkv"), pattern, backend="torch")
-    parts = {"torch[transposed]": identity_verdict(out.numpy(), ref, dtype=np.float64, backend="torch[transposed]", sizes=sizes,
-                                                   what=f"attention[torch] on transposed tensors, {pattern}")}
-    g = rng.standard_normal(ref.shape)
-    args = [transposed(x[c], grad=True) for c in "qkv"]
-    grads = torch.autograd.grad(attention(*args, pattern, backend="torch"), args, torch.from_numpy(g), materialize_grads=True)
-    want = dense_masked_softmax_grad(x["q"], x["k"], x["v"], mask, g)
-    vs = [identity_verdict(got.numpy(), w, dtype=np.float64, backend="torch[grad]", sizes=sizes,
-                           what=f"d{c} of attention[torch] vs textbook masked-softmax backward, {pattern}")
-          for got, w, c in zip(grads, want, "qkv")]
-    parts["torch[grad]"] = max(vs, key=lambda v: (not v.holds, v.margin if np.isfinite(v.margin) else np.inf))
-    return parts
+    fwd, bwd = [], []
+    for vals in (x["v"], x["k"]):
+        ref = dense_masked_softmax(x["q"], x["k"], vals, mask)
+        with torch.no_grad():
+            out = attention(transposed(x["q"]), transposed(x["k"]), transposed(vals), pattern, backend="torch")
+        fwd.append(identity_verdict(out.numpy(), ref, dtype=np.float64, backend="torch[transposed]", sizes=sizes,
+                                    what=f"attention[torch] on transposed tensors, {pattern}, value width {vals.shape[-1]}"))
+        g = rng.standard_normal(ref.shape)
+        args = [transposed(a, grad=True) for a in (x["q"], x["k"], vals)]
+        grads = torch.autograd.grad(attention(*args, pattern, backend="torch"), args, torch.from_numpy(g), materialize_grads=True)
+        want = dense_masked_softmax_grad(x["q"], x["k"], vals, mask, g)
+        bwd += [identity_verdict(got.numpy(), w, dtype=np.float64, backend="torch[grad]", sizes=sizes,
+                                 what=f"d{c} of attention[torch] vs textbook masked-softmax backward, {pattern}, "
+                                      f"value width {vals.shape[-1]}") for got, w, c in zip(grads, want, "qkv")]
+    worst = lambda vs: max(vs, key=lambda v: (not v.holds, v.margin if np.isfinite(v.margin) else np.inf))  # noqa: E731
+    return {"torch[transposed]": worst(fwd), "torch[grad]": worst(bwd)}
 
 
 def large_logit_inputs(rng, sizes: dict, mask) -> dict:
