@@ -27,3 +27,12 @@ __all__ = [
     "bayes_predict",
     "make_inputs",
 ]
+
+from .constructions import gd_lsa_weights, lsa_forward, lsa_predict
+from .prequential import bma_log_loss, complexity_split, log_evidence, prequential_log_loss
+from . import predictors_claims as _predictors_claims  # noqa: F401  (registers the ridge claims)
+from . import constructions_claims as _constructions_claims  # noqa: F401  (registers the LSA = GD claim)
+
+__all__ += ["gd_lsa_weights", "lsa_forward", "lsa_predict", "prequential_log_loss", "log_evidence",
+            "complexity_split", "bma_log_loss"]
+from . import prequential_claims as _prequential_claims  # noqa: F401  (registers the prequential and BMA claims)
