@@ -1,0 +1,32 @@
+"""Low-rank limits of attention (#12, #36, #98, #65, #59, #110, #41).
+
+Public API (each module's docstring states the claim it encodes):
+
+* bounded entries (:mod:`theorylab.lowrank.bounded_entries`, #98 / #36 / #65):
+  :func:`polynomial_features` (the degree-g Taylor features, C(d+g, g) of them),
+  :func:`feature_count`, :func:`eps_rank` (batched), :func:`eps_rank_bound`,
+  :func:`taylor_kernel`, :func:`taylor_remainder_bound`.
+
+One anatomy per family: ``<family>.py`` (statement, inputs, reference, public functions),
+``_<family>_torch.py`` (the torch path), ``<family>_claims.py`` (checks, controls, proofs).
+Every public function takes ``backend=`` in ``"ref"`` (float64 numpy), ``"torch"`` or ``"auto"``.
+"""
+
+from .bounded_entries import (
+    eps_rank,
+    eps_rank_bound,
+    feature_count,
+    polynomial_features,
+    taylor_kernel,
+    taylor_remainder_bound,
+)
+from . import bounded_entries_claims as _bounded_entries_claims  # noqa: F401  (registers its claims)
+
+__all__ = [
+    "polynomial_features",
+    "feature_count",
+    "eps_rank",
+    "eps_rank_bound",
+    "taylor_kernel",
+    "taylor_remainder_bound",
+]
