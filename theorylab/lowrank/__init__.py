@@ -6,6 +6,12 @@ Public API (each module's docstring states the claim it encodes):
   :func:`polynomial_features` (the degree-g Taylor features, C(d+g, g) of them),
   :func:`feature_count`, :func:`eps_rank` (batched), :func:`eps_rank_bound`,
   :func:`taylor_kernel`, :func:`taylor_remainder_bound`.
+* Linformer (:mod:`theorylab.lowrank.linformer`, #59): :func:`linformer_attention`,
+  :func:`softmax_attention`, :func:`sampling_projection`, :func:`topk_energy`.
+* LoRA (:mod:`theorylab.lowrank.lora`, #36 / #110 / #41): :func:`lora_linear`,
+  :func:`lora_gradients` (the factored gradients), :func:`lora_factors`, :func:`nola_factors`,
+  :func:`lora_parameter_count`, :func:`nola_parameter_count`; modules ``LoRALinear`` and
+  ``NOLALinear`` in :mod:`theorylab.lowrank._lora_torch`.
 
 One anatomy per family: ``<family>.py`` (statement, inputs, reference, public functions),
 ``_<family>_torch.py`` (the torch path), ``<family>_claims.py`` (checks, controls, proofs).
@@ -21,6 +27,10 @@ from .bounded_entries import (
     taylor_remainder_bound,
 )
 from . import bounded_entries_claims as _bounded_entries_claims  # noqa: F401  (registers its claims)
+from .linformer import linformer_attention, sampling_projection, softmax_attention, topk_energy
+from . import linformer_claims as _linformer_claims  # noqa: F401  (registers its claims)
+from .lora import lora_factors, lora_gradients, lora_linear, lora_parameter_count, nola_factors, nola_parameter_count
+from . import lora_claims as _lora_claims  # noqa: F401  (registers its claims)
 
 __all__ = [
     "polynomial_features",
@@ -29,4 +39,14 @@ __all__ = [
     "eps_rank_bound",
     "taylor_kernel",
     "taylor_remainder_bound",
+    "linformer_attention",
+    "softmax_attention",
+    "sampling_projection",
+    "topk_energy",
+    "lora_linear",
+    "lora_gradients",
+    "lora_factors",
+    "lora_parameter_count",
+    "nola_factors",
+    "nola_parameter_count",
 ]
