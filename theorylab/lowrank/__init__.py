@@ -12,6 +12,9 @@ Public API (each module's docstring states the claim it encodes):
   :func:`lora_gradients` (the factored gradients), :func:`lora_factors`, :func:`nola_factors`,
   :func:`lora_parameter_count`, :func:`nola_parameter_count`; modules ``LoRALinear`` and
   ``NOLALinear`` in :mod:`theorylab.lowrank._lora_torch`.
+* rank vs heads (:mod:`theorylab.lowrank.heads`, #12): :func:`nearest_point_target`,
+  :func:`attention_heads`, :func:`multihead_lowrank` (the rank-r multi-head layer),
+  :func:`fit_output_weights` (least squares by one batched SVD per sweep), :func:`full_rank_head`.
 
 One anatomy per family: ``<family>.py`` (statement, inputs, reference, public functions),
 ``_<family>_torch.py`` (the torch path), ``<family>_claims.py`` (checks, controls, proofs).
@@ -31,6 +34,8 @@ from .linformer import linformer_attention, sampling_projection, softmax_attenti
 from . import linformer_claims as _linformer_claims  # noqa: F401  (registers its claims)
 from .lora import lora_factors, lora_gradients, lora_linear, lora_parameter_count, nola_factors, nola_parameter_count
 from . import lora_claims as _lora_claims  # noqa: F401  (registers its claims)
+from .heads import attention_heads, fit_output_weights, full_rank_head, multihead_lowrank, nearest_point_target
+from . import heads_claims as _heads_claims  # noqa: F401  (registers its claim)
 
 __all__ = [
     "polynomial_features",
@@ -49,4 +54,9 @@ __all__ = [
     "lora_parameter_count",
     "nola_factors",
     "nola_parameter_count",
+    "nearest_point_target",
+    "attention_heads",
+    "multihead_lowrank",
+    "fit_output_weights",
+    "full_rank_head",
 ]

@@ -19,7 +19,7 @@
   Entry scales B² (the logit bound) from 0.05 to 9.  Control: features one degree short
   (g − 1, an off-by-one in the degree loop) against the degree-g bound.
 * ``lowrank.eps-rank-threshold`` (complexity) -- ε-rank (ε = 1e-2) of exp(QKᵀ), d = 3, rows of
-  norm B, over n in 4..256 (64x, 7 sizes, 2 instances per size in one batched SVD):
+  norm B, over n in 4..256 (64x, 7 sizes, one instance per size; batched over sizes of a sweep in the experiment):
   small B = 0.5: flat -- the log-log slope within 0 +- 0.1 and rank_ε <= C(d+g, g) =
   :func:`eps_rank_bound` (derived from the Taylor remainder, independent of n) at every n;
   large B = 4 (e^{B²} ~ 9e6 >> 256: below the √log n threshold's n): growing -- slope within
@@ -154,7 +154,7 @@ def _truncation(rng, size, control):
 
 
 # ---- 3. the ε-rank against n ---------------------------------------------------------------------
-EPS_RANK = dict(d=3, eps=1e-2, ns=(4, 8, 16, 32, 64, 128, 256), per_size=2, B_small=0.5, B_large=4.0,
+EPS_RANK = dict(d=3, eps=1e-2, ns=(4, 8, 16, 32, 64, 128, 256), per_size=1, B_small=0.5, B_large=4.0,
                 band_flat=0.1, band_growth=0.3)
 
 

@@ -1,0 +1,157 @@
+"""Rank against heads: the nearest-point target, one full-rank head, many low-rank heads.
+
+Paper: #12 Amsel, Yehudai & Bruna, "On the Benefits of Rank in Attention Layers" (2024,
+arXiv:2407.16153), the nearest-point target and Thm 1-2.
+
+Context X = (x_1, ..., x_N) and query y on the sphere S^{d−1}; the target is the nearest point
+
+    f(X, y) = x_{i*},   i* = argmax_i ⟨x_i, y⟩.
+
+A head with query/key maps Q_h, K_h (r x d) (rank r <= d) and values x_i outputs
+
+    head_h(X, y) = Σ_i softmax_i(⟨Q_h y, K_h x_i⟩) x_i                      (d,)
+
+and H heads with output weights O_h (d x d) give  F(X, y) = Σ_h O_h head_h(X, y).
+
+* **One full-rank head**, Q = K = √β I (so ⟨Qy, Kx⟩ = β⟨y, x⟩), O = I: as β -> ∞ the softmax
+  concentrates on i* and F -> f (error -> 0, monotone in β in expectation).
+* **Rank-r heads** with least-squares-optimal output weights: given T samples, the features
+  Φ = [head_1, ..., head_H] (T x Hd) and targets f (T x d), O = argmin ||Φ O − f||_F is one
+  lstsq (:func:`fit_output_weights`, via one batched SVD over every item of a sweep).  The
+  paper: for r << d the number of heads needed for a fixed error grows exponentially in d;
+  a rank-1 single head cannot represent the target at all (the control).
+
+Glossary (code -> paper): X -> X; y -> y; Q, K -> W_Q^h, W_K^h; O -> W_O^h; H -> H; r -> rank.
+Shapes: X (..., N, d); y (..., d); Q, K (..., H, r, d) (leading axes broadcast with X's
+leading sweep axes); heads (..., H, d); O (..., H, d, d); output (..., d).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _validate as V_
+from ..backends import is_tensor, like_input, resolve_backend, to_numpy, to_torch
+from ._common import BACKENDS, check_inputs, mismatch
+
+__all__ = ["nearest_point_target", "attention_heads", "attention_heads_ref", "multihead_lowrank",
+           "fit_output_weights", "full_rank_head", "make_inputs"]
+
+
+def make_inputs(rng: np.random.Generator, *, samples=64, N=8, d=3, batch=(), dtype=np.float64) -> dict:
+    """X (batch..., samples, N, d) and y (batch..., samples, d), uniform on S^{d−1}."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
+    T, N, d = (V_.check_size(k, v) for k, v in (("samples", samples), ("N", N), ("d", d)))
+    batch = tuple(int(b) for b in batch)
+
+    def sphere(shape):
+        z = rng.standard_normal(shape)
+        return z / np.linalg.norm(z, axis=-1, keepdims=True)
+
+    return {"X": sphere(batch + (T, N, d)).astype(dtype), "y": sphere(batch + (T, d)).astype(dtype)}
+
+
+def full_rank_head(d: int, beta: float, *, dtype=np.float64) -> dict:
+    """Q = K = √β I (1, d, d): the single full-rank head of the paper."""
+    d = V_.check_size("d", d)
+    eye = np.sqrt(float(beta)) * np.eye(d, dtype=dtype)[None]
+    return {"Q": eye, "K": eye.copy()}
+
+
+def _check(X, y, Q, K):
+    kind = check_inputs({"X": X, "y": y, "Q": Q, "K": K},
+                        {"X": (2, "(..., N, d)"), "y": (1, "(..., d)"), "Q": (3, "(..., H, r, d)"),
+                         "K": (3, "(..., H, r, d)")})
+    d = X.shape[-1]
+    named = {"X": X, "y": y, "Q": Q, "K": K}
+    if tuple(y.shape) != tuple(X.shape[:-2]) + (d,):
+        raise mismatch("y", y, f"{tuple(X.shape[:-2]) + (d,)}: one query per context X", named)
+    if Q.shape[-1] != d:
+        raise mismatch("Q", Q, f"(..., H, r, {d})", named)
+    if tuple(K.shape) != tuple(Q.shape):
+        raise mismatch("K", K, f"{tuple(Q.shape)} (as Q)", named)
+    return kind
+
+
+def nearest_point_target(X, y):
+    """f(X, y) = x_{argmax_i ⟨x_i, y⟩} (..., d), numpy or torch (not differentiable: a selection)."""
+    check_inputs({"X": X, "y": y}, {"X": (2, "(..., N, d)"), "y": (1, "(..., d)")})
+    if tuple(y.shape) != tuple(X.shape[:-2]) + (X.shape[-1],):
+        raise mismatch("y", y, f"{tuple(X.shape[:-2]) + (X.shape[-1],)}", {"X": X, "y": y})
+    i = (X @ y[..., None])[..., 0].argmax(-1)  # (...,)
+    if is_tensor(i):
+        import torch
+
+        return torch.take_along_dim(X, i[..., None, None], dim=-2)[..., 0, :]
+    return np.take_along_axis(X, i[..., None, None], axis=-2)[..., 0, :]
+
+
+def attention_heads_ref(X, y, Q, K) -> np.ndarray:
+    """float64 heads (..., H, d): head_h = Σ_i softmax_i(⟨Q_h y, K_h x_i⟩) x_i; Q, K (..., H, r, d)."""
+    X, y, Q, K = (np.asarray(a, np.float64) for a in (X, y, Q, K))
+    Qb = Q[..., None, :, :, :] if Q.ndim == X.ndim else Q  # sweep heads broadcast over the samples axis
+    Kb = K[..., None, :, :, :] if K.ndim == X.ndim else K
+    qy = np.einsum("...hrd,...d->...hr", Qb, y)  # (..., H, r)
+    kx = np.einsum("...hrd,...nd->...hnr", Kb, X)  # (..., H, N, r)
+    s = np.einsum("...hr,...hnr->...hn", qy, kx)  # (..., H, N) logits
+    s = s - s.max(axis=-1, keepdims=True)
+    w = np.exp(s)
+    w = w / w.sum(axis=-1, keepdims=True)
+    return np.einsum("...hn,...nd->...hd", w, X)  # (..., H, d)
+
+
+def attention_heads(X, y, Q, K, *, backend="auto"):
+    """Every head's output (..., H, d).  Q, K (H, r, d) shared by all samples, or (sweep..., H, r, d)
+    with X (sweep..., samples, N, d).  Backends ``"ref"``, ``"torch"`` (differentiable), ``"auto"``."""
+    kind = _check(X, y, Q, K)
+    backend = resolve_backend(backend, (X, y, Q, K), valid=BACKENDS)
+    if backend == "torch":
+        from ._heads_torch import attention_heads_torch
+
+        return like_input(attention_heads_torch(*(to_torch(a) for a in (X, y, Q, K))), X)
+    out = attention_heads_ref(*(to_numpy(a) for a in (X, y, Q, K)))
+    return like_input(out, X) if kind == "torch" else out.astype(X.dtype, copy=False)
+
+
+def multihead_lowrank(X, y, Q, K, O, *, backend="auto"):
+    """F(X, y) = Σ_h O_h head_h(X, y) (..., d); O (H, d, d) or (sweep..., H, d, d)."""
+    _check(X, y, Q, K)
+    check_inputs({"X": X, "O": O}, {"X": (2, "(..., N, d)"), "O": (3, "(..., H, d, d)")})
+    d, H = X.shape[-1], Q.shape[-3]
+    if tuple(O.shape[-3:]) != (H, d, d):
+        raise mismatch("O", O, f"(..., {H}, {d}, {d}): one d x d output map per head", {"Q": Q, "O": O})
+    heads = attention_heads(X, y, Q, K, backend=backend)  # (..., T, H, d)
+    Ob = O[..., None, :, :, :] if O.ndim == X.ndim else O  # sweep weights broadcast over samples
+    if is_tensor(heads):
+        import torch
+
+        return torch.einsum("...hed,...hd->...e", to_torch(Ob).to(heads), heads)
+    return np.einsum("...hed,...hd->...e", Ob, heads)
+
+
+def fit_output_weights(X, y, Q, K, *, target=None, rcond=1e-10, backend="auto"):
+    """Least-squares O (sweep..., H, d, d) of Σ_h O_h head_h ≈ target over the samples axis.
+
+    X (sweep..., T, N, d), Q, K (sweep..., H, r, d); ``target`` (sweep..., T, d) defaults to the
+    nearest point.  ONE batched SVD over the sweep axes solves every item:
+    O = V diag(1/σ) Uᵀ f with σ < rcond σ_max dropped (zero heads padded in are harmless).
+    """
+    _check(X, y, Q, K)
+    heads = attention_heads(X, y, Q, K, backend=backend)  # (sweep..., T, H, d)
+    f = nearest_point_target(X, y) if target is None else target
+    shp = tuple(heads.shape)
+    Phi = heads.reshape(shp[:-2] + (shp[-2] * shp[-1],))  # (sweep..., T, H d)
+    if is_tensor(Phi):
+        import torch
+
+        U, s, Vh = torch.linalg.svd(Phi, full_matrices=False)
+        inv = torch.where(s > rcond * s[..., :1], 1.0 / s, torch.zeros_like(s))
+        W = Vh.transpose(-1, -2) @ (inv[..., None] * (U.transpose(-1, -2) @ to_torch(f).to(Phi)))  # (sweep..., Hd, d)
+    else:
+        U, s, Vh = np.linalg.svd(Phi, full_matrices=False)
+        inv = np.where(s > rcond * s[..., :1], 1.0 / np.where(s > 0, s, 1.0), 0.0)
+        W = np.swapaxes(Vh, -1, -2) @ (inv[..., None] * (np.swapaxes(U, -1, -2) @ np.asarray(f)))
+    H, d = shp[-2], shp[-1]
+    W = W.reshape(W.shape[:-2] + (H, d, d))  # rows (h, d_in) -> (H, d_in, d_out)
+    return W.transpose(-1, -2) if is_tensor(W) else np.swapaxes(W, -1, -2)  # O_h maps head -> output
