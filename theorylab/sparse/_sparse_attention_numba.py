@@ -1,6 +1,9 @@
 """numba kernel of :mod:`theorylab.sparse.sparse_attention` (imported lazily; compiled on first call, cached on disk).
 
 ``attention_csr_numba`` must match :func:`theorylab.sparse.sparse_attention.attention_ref`.
+Its ``indptr`` / ``indices`` come from ``Pattern.csr(n)``, which checks every index once
+(:func:`theorylab.sparse.patterns.check_csr`: keys of row i in [0, i], strictly increasing,
+ending at i); the kernel reads only those rows (tested under ``NUMBA_BOUNDSCHECK=1``).
 """
 
 from __future__ import annotations
