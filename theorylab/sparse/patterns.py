@@ -57,27 +57,9 @@ from ._patterns_validate import MAX_ENTRIES, _array_length, _int, _label, _lengt
 from .patterns_counts import (_tri, bigbird_count, dilated_window_count, fixed_count, fixed_total, full_count, offsets_count,
                               power_count, sliding_window_count, strided_count, strided_total, window_global_count)
 
-__all__ = [
-    "Pattern",
-    "OffsetPattern",
-    "Strided",
-    "SlidingWindow",
-    "Fixed",
-    "WindowGlobal",
-    "BigBird",
-    "strided",
-    "fixed",
-    "sliding_window",
-    "dilated_window",
-    "power_attention",
-    "window_global",
-    "bigbird",
-    "full_causal",
-    "strided_count",
-    "fixed_count",
-    "check_csr",
-    "MAX_ENTRIES",
-]
+__all__ = ["Pattern", "OffsetPattern", "Strided", "SlidingWindow", "Fixed", "WindowGlobal", "BigBird", "strided",
+           "fixed", "sliding_window", "dilated_window", "power_attention", "window_global", "bigbird", "full_causal",
+           "strided_count", "fixed_count", "check_csr", "MAX_ENTRIES"]
 
 class Pattern:
     """Base class: a causal pattern defined by its rows.
