@@ -64,7 +64,9 @@ def test_initial_state_shape_and_backend_names(rng):
 
 
 def test_make_inputs_rejects_bad_sizes():
-    with pytest.raises(ValueError, match="sizes must be >= 1"):
+    with pytest.raises(ValueError, match="length must be >= 1"):
         make_inputs(np.random.default_rng(0), length=0)
+    with pytest.raises(TypeError, match="length must be an integer"):
+        make_inputs(np.random.default_rng(0), length=2.7)  # once truncated to 2 silently
     with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
         make_inputs(0)

@@ -50,7 +50,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validate as V
-from ..backends import like_input, resolve_backend, to_numpy
+from ..backends import resolve_backend, to_numpy
+from ._contract import finish, torch_args, upcast
 from ._segsum import segsum
 
 __all__ = ["ssd", "ssd_matrix", "ssd_ref", "ssd_matrix_ref", "ssd_chunked_ref", "make_inputs", "regime_log_a", "BACKENDS",
@@ -78,9 +79,8 @@ def make_inputs(
     log_a uniform in ``log_a_range`` (must lie in (-inf, 0])."""
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
-    b, L, h, p, n = (int(v) for v in (batch, length, heads, head_dim, state))
-    if min(b, L, h, p, n) < 1:
-        raise ValueError(f"sizes must be >= 1; got batch={b}, length={L}, heads={h}, head_dim={p}, state={n}")
+    b, L, h, p, n = (V.check_size(k, v) for k, v in (("batch", batch), ("length", length), ("heads", heads),
+                                                      ("head_dim", head_dim), ("state", state)))
     lo, hi = (float(v) for v in log_a_range)
     if not (lo <= hi <= 0.0):
         raise ValueError(f"log_a_range must satisfy lo <= hi <= 0; got {log_a_range}")
@@ -138,11 +138,7 @@ def _validate(X, log_a, B, C, *, need_x=True, scan=("X", "log_a", "B", "C")) -> 
 
 
 def _check_chunk_size(chunk_size) -> int:
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)):
-        raise TypeError(f"chunk_size must be an int >= 1; got {type(chunk_size).__name__} {chunk_size!r}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1; got {chunk_size}")
-    return int(chunk_size)
+    return V.check_size("chunk_size", chunk_size)
 
 
 # ---------------------------------------------------------------------------------------
@@ -218,17 +214,14 @@ def ssd(X, log_a, B, C, *, chunk_size=64, backend="auto"):
     NaN or inf in them makes it): scanning 3 large inputs first would cost as much as the
     computation.
     """
-    backend = resolve_backend(backend, (X,), valid=BACKENDS)
+    backend = resolve_backend(backend, (X, log_a, B, C), valid=BACKENDS)
     late = ("X", "B", "C") if backend == "numba" else ()
-    kind = _validate(X, log_a, B, C, scan=tuple(k for k in ("X", "log_a", "B", "C") if k not in late))
+    _validate(X, log_a, B, C, scan=tuple(k for k in ("X", "log_a", "B", "C") if k not in late))
     Q = _check_chunk_size(chunk_size)
-    if backend == "torch":
-        import torch
-
+    if backend == "torch":  # half precision computes in float32 (see theorylab.ssm._contract)
         from ._duality_torch import ssd_chunked_torch
 
-        args = [v if kind == "torch" else torch.from_numpy(v) for v in (X, log_a, B, C)]
-        Y = ssd_chunked_torch(*args, chunk_size=Q)
+        Y = ssd_chunked_torch(*upcast(*torch_args(X, log_a, B, C)), chunk_size=Q)
     elif backend == "ref":
         Y = ssd_ref(*(to_numpy(v) for v in (X, log_a, B, C)))
     else:
@@ -239,8 +232,7 @@ def ssd(X, log_a, B, C, *, chunk_size=64, backend="auto"):
         if not finite:
             for k, v in zip(late, (X, B, C)):
                 V.check_finite(k, v)
-    Y = like_input(Y, X)
-    return Y.astype(X.dtype, copy=False) if kind == "numpy" else Y
+    return finish(Y, X, "Y")
 
 
 def ssd_matrix(log_a, B, C, *, backend="auto"):
@@ -251,17 +243,16 @@ def ssd_matrix(log_a, B, C, *, backend="auto"):
     ``"auto"`` (torch tensors -> torch, numpy -> ref).  numpy in -> numpy out; torch in ->
     torch out on the same device and dtype.
     """
-    kind = _validate(None, log_a, B, C, need_x=False)
+    _validate(None, log_a, B, C, need_x=False)
     backend = resolve_backend(backend, (log_a, B, C), valid=MATRIX_BACKENDS)
     if backend == "torch":
         import torch
 
         from ._segsum import segsum_torch
 
-        la, Bt, Ct = (v if kind == "torch" else torch.from_numpy(v) for v in (log_a, B, C))
+        la, Bt, Ct = upcast(*torch_args(log_a, B, C))  # half precision computes in float32
         Lmask = torch.exp(segsum_torch(la.transpose(1, 2)))  # (b, h, L, L), 0 above the diagonal
         M = Lmask * torch.einsum("bthn,bshn->bhts", Ct, Bt)
     else:
         M = ssd_matrix_ref(*(to_numpy(v) for v in (log_a, B, C)))
-    M = like_input(M, log_a)
-    return M.astype(log_a.dtype, copy=False) if kind == "numpy" else M
+    return finish(M, log_a, "M")

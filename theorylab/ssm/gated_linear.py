@@ -55,7 +55,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validate as V
-from ..backends import is_tensor, like_input, resolve_backend, to_numpy
+from ..backends import is_tensor, resolve_backend, to_numpy
+from ._contract import finish, torch_args, upcast
 from ._segsum import segsum
 from .linear_forms import check_qkv, check_state
 from .selective import scan_combine
@@ -75,6 +76,9 @@ __all__ = [
 
 BACKENDS = ("ref", "numba", "torch")
 COMPLEX = {"float32": np.complex64, "float64": np.complex128}
+# GateLoop's complex dtype for real inputs of each dtype: half precision computes (and returns) complex64,
+# there being no complex bfloat16
+CTYPE = {"float16": "complex64", "bfloat16": "complex64", "float32": "complex64", "float64": "complex128"}
 
 
 # ---------------------------------------------------------------------------------------
@@ -97,9 +101,10 @@ def make_gateloop_inputs(rng: np.random.Generator, *, batch=1, length=8, heads=2
         raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
     if decay not in DECAYS:
         raise ValueError(f"decay must be one of {DECAYS}; got {decay!r}")
-    b, L, h, dk, dv = (int(x) for x in (batch, length, heads, dk, dv))
-    if min(b, L, h, dk, dv) < 1:
-        raise ValueError(f"sizes must be >= 1; got batch={b}, length={L}, heads={h}, dk={dk}, dv={dv}")
+    b, L, h, dk, dv = (V.check_size(name, x) for name, x in (("batch", batch), ("length", length), ("heads", heads),
+                                                              ("dk", dk), ("dv", dv)))
+    if not isinstance(scalar_gate, (bool, np.bool_)):
+        raise TypeError(f"scalar_gate must be a bool; got {type(scalar_gate).__name__}")
     gshape = (b, L, h) if scalar_gate else (b, L, h, dk)
     r = {"moderate": lambda: rng.uniform(0.5, 1.0, gshape), "extreme": lambda: np.exp(-rng.uniform(0.0, 60.0, gshape)),
          "unit": lambda: np.full(gshape, 1.0 - 2.0**-22)}[decay]()
@@ -196,9 +201,11 @@ def _check_gates(a, q, kind):
     if is_tensor(a) != (kind == "torch") or not (is_tensor(a) or isinstance(a, np.ndarray)):
         raise TypeError(f"a must be the same container kind as q ({type(q).__name__}); got {type(a).__name__}")
     name = V.dtype_name(a)
-    want = {"float32": "complex64", "float64": "complex128"}[V.dtype_name(q)]
+    want = CTYPE[V.dtype_name(q)]
     if name not in (want, V.dtype_name(q)):
         raise TypeError(f"a must have dtype {want} (or real {V.dtype_name(q)}) to match q; got {name}")
+    if kind == "torch" and a.device != q.device:  # (q is not on 'meta': check_qkv refused it)
+        raise ValueError(f"a must be on q's device {q.device}; got {a.device}")
     if tuple(a.shape) not in ((b, L, h), (b, L, h, dk)):
         raise ValueError(f"a must have shape {(b, L, h)} or {(b, L, h, dk)}; got {tuple(a.shape)} (q {tuple(q.shape)})")
     V.check_finite("a", a)
@@ -212,30 +219,36 @@ def gateloop(q, k, v, a, *, initial_state=None, return_final_state=False, chunk_
 
     Backends: ``"ref"`` (complex128 recurrence), ``"numba"`` (compiled recurrence in the
     input's precision), ``"torch"`` (chunked associative scan; CPU/CUDA; differentiable),
-    ``"auto"``.  ``initial_state`` (batch, heads, dk, dv) complex.
+    ``"auto"``.  ``initial_state`` (batch, heads, dk, dv) complex.  Outputs are complex128
+    for float64 q, complex64 for float32 and half-precision q (computed in float32/complex64:
+    there is no complex bfloat16); ``a`` is complex of that dtype or real of q's dtype.
     """
     kind = check_qkv(q, k, v)
     _check_gates(a, q, kind)
     b, L, h, dk = (int(s) for s in q.shape)
     dv = int(v.shape[3])
-    ctype = {"float32": "complex64", "float64": "complex128"}[V.dtype_name(q)]
-    if initial_state is not None and V.dtype_name(initial_state) != ctype:
-        raise TypeError(f"initial_state must have dtype {ctype}; got {V.dtype_name(initial_state)}")
+    ctype = CTYPE[V.dtype_name(q)]
     if initial_state is not None:
+        if is_tensor(initial_state) != (kind == "torch") or not (is_tensor(initial_state) or
+                                                                  isinstance(initial_state, np.ndarray)):
+            raise TypeError(f"initial_state must be the same container kind as q ({type(q).__name__}); "
+                            f"got {type(initial_state).__name__}")
+        if V.dtype_name(initial_state) != ctype:
+            raise TypeError(f"initial_state must have dtype {ctype}; got {V.dtype_name(initial_state)}")
+        if kind == "torch" and initial_state.device != q.device:
+            raise ValueError(f"initial_state must be on q's device {q.device}; got {initial_state.device}")
         V.check_shape("initial_state", initial_state, (b, h, dk, dv), {"q": q.shape, "v": v.shape})
         V.check_finite("initial_state", initial_state)
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be an int >= 1; got {chunk_size!r}")
-    backend = resolve_backend(backend, (q, k, v, a), valid=BACKENDS)
-    if backend == "torch":
+    chunk_size = V.check_size("chunk_size", chunk_size)
+    backend = resolve_backend(backend, (q, k, v, a, initial_state), valid=BACKENDS)
+    if backend == "torch":  # half precision computes in float32 / complex64 (see theorylab.ssm._contract)
         import torch
 
-        qt, kt, vt, at = (x if kind == "torch" else torch.from_numpy(np.asarray(x)) for x in (q, k, v, a))
+        qt, kt, vt, at, H0 = upcast(*torch_args(q, k, v, a, initial_state))
         ct = getattr(torch, ctype)
         at = _gates(at.to(ct), dk)
-        H0 = torch.zeros(b, h, dk, dv, dtype=ct, device=qt.device) if initial_state is None else (
-            initial_state if kind == "torch" else torch.from_numpy(initial_state))
-        y, H = _gateloop_torch(qt, kt, vt, at, H0, int(chunk_size))
+        H0 = torch.zeros(b, h, dk, dv, dtype=ct, device=qt.device) if H0 is None else H0
+        y, H = _gateloop_torch(qt, kt, vt, at, H0, chunk_size)
     elif backend == "numba":
         from ._gated_linear_numba import gateloop_recurrent as kernel
 
@@ -347,15 +360,12 @@ def aft_simple(q, k, v, *, initial_state=None, return_final_state=False, backend
     ``torch.logcumsumexp``; CPU/CUDA; differentiable), ``"auto"``.  ``initial_state``
     (batch, heads, d, 2) = [ℓ, μ] continues a previous segment.
     """
-    kind = check_qkv(q, k, v, same_dim=True)
+    check_qkv(q, k, v, same_dim=True)
     b, L, h, d = (int(s) for s in q.shape)
     check_state("initial_state", initial_state, (b, h, d, 2), q, {"q": q.shape})
-    backend = resolve_backend(backend, (q, k, v), valid=BACKENDS)
-    if backend == "torch":
-        import torch
-
-        args = [x if x is None or kind == "torch" else torch.from_numpy(x) for x in (q, k, v, initial_state)]
-        y, st = _aft_torch(*args)
+    backend = resolve_backend(backend, (q, k, v, initial_state), valid=BACKENDS)
+    if backend == "torch":  # half precision computes in float32 (see theorylab.ssm._contract)
+        y, st = _aft_torch(*upcast(*torch_args(q, k, v, initial_state)))
     elif backend == "numba":
         from ._gated_linear_numba import aft_recurrent
 
@@ -370,7 +380,5 @@ def aft_simple(q, k, v, *, initial_state=None, return_final_state=False, backend
         st = np.stack([m + np.log(den), num / den], axis=-1)  # (b, h, d, 2)
     else:
         y, st = aft_simple_recurrent(*(to_numpy(x) for x in (q, k, v, initial_state)))
-    y, st = like_input(y, q), like_input(st, q)
-    if kind == "numpy":
-        y, st = y.astype(q.dtype, copy=False), st.astype(q.dtype, copy=False)
+    y, st = finish(y, q, "y"), finish(st, q, "final state")
     return (y, st) if return_final_state else y

@@ -45,7 +45,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validate as V
-from ..backends import like_input, resolve_backend, to_numpy
+from ..backends import resolve_backend, to_numpy
+from ._contract import finish, torch_args, upcast
 from .linear_forms import check_qkv, check_state
 
 __all__ = ["hla2", "hla2_recurrent", "hla2_step", "hla2_materialized", "hla2_chunked_torch"]
@@ -142,7 +143,7 @@ def hla2(q, k, v, *, initial_state=None, return_final_state=False, chunk_size=64
     serial recurrence), ``"numba"`` (the serial recurrence compiled, input precision),
     ``"torch"`` (chunk-parallel scan; CPU/CUDA; differentiable), ``"auto"``.
     """
-    kind = check_qkv(q, k, v)
+    check_qkv(q, k, v)
     b, L, h, dk = (int(s) for s in q.shape)
     dv = int(v.shape[3])
     if initial_state is not None:
@@ -151,18 +152,14 @@ def hla2(q, k, v, *, initial_state=None, return_final_state=False, chunk_size=64
         shapes = {"q": q.shape, "v": v.shape}
         for name, x, shp in zip(("S", "C", "G"), initial_state, ((b, h, dk, dk), (b, h, dk, dv), (b, h, dk, dv))):
             check_state(f"initial_state {name}", x, shp, q, shapes)
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be an int >= 1; got {chunk_size!r}")
-    backend = resolve_backend(backend, (q, k, v), valid=BACKENDS)
-    if backend == "torch":
-        import torch
-
-        qt, kt, vt = (x if kind == "torch" else torch.from_numpy(x) for x in (q, k, v))
+    chunk_size = V.check_size("chunk_size", chunk_size)
+    states = () if initial_state is None else tuple(initial_state)
+    backend = resolve_backend(backend, (q, k, v, *states), valid=BACKENDS)
+    if backend == "torch":  # half precision computes in float32 (see theorylab.ssm._contract)
+        qt, kt, vt, *st = upcast(*torch_args(q, k, v, *states))
         if initial_state is None:
             st = (qt.new_zeros(b, h, dk, dk), qt.new_zeros(b, h, dk, dv), qt.new_zeros(b, h, dk, dv))
-        else:
-            st = tuple(x if kind == "torch" else torch.from_numpy(x) for x in initial_state)
-        y, state = hla2_chunked_torch(qt, kt, vt, *st, chunk_size=int(chunk_size))
+        y, state = hla2_chunked_torch(qt, kt, vt, *st, chunk_size=chunk_size)
     elif backend == "numba":
         from ._hla_numba import hla_recurrent
 
@@ -176,7 +173,5 @@ def hla2(q, k, v, *, initial_state=None, return_final_state=False, chunk_size=64
     else:
         st = None if initial_state is None else tuple(to_numpy(x) for x in initial_state)
         y, state = hla2_recurrent(to_numpy(q), to_numpy(k), to_numpy(v), st)
-    y, state = like_input(y, q), tuple(like_input(x, q) for x in state)
-    if kind == "numpy":
-        y, state = y.astype(q.dtype, copy=False), tuple(x.astype(q.dtype, copy=False) for x in state)
+    y, state = finish(y, q, "y"), tuple(finish(x, q, "final state") for x in state)
     return (y, state) if return_final_state else y

@@ -48,7 +48,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validate as V
-from ..backends import is_tensor, like_input, resolve_backend, to_numpy
+from ..backends import is_tensor, resolve_backend, to_numpy
+from ._contract import check_real, finish, torch_args, upcast
 
 __all__ = [
     "linear_attention",
@@ -73,9 +74,8 @@ def make_linear_attention_inputs(rng: np.random.Generator, *, batch=1, length=8,
     """q, k ~ N(0, 1/dk), v ~ N(0, 1): a valid random instance of shape (batch, length, heads, d)."""
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
-    b, L, h, dk, dv = (int(x) for x in (batch, length, heads, dk, dv))
-    if min(b, L, h, dk, dv) < 1:
-        raise ValueError(f"sizes must be >= 1; got batch={b}, length={L}, heads={h}, dk={dk}, dv={dv}")
+    b, L, h, dk, dv = (V.check_size(name, x) for name, x in (("batch", batch), ("length", length), ("heads", heads),
+                                                              ("dk", dk), ("dv", dv)))
     out = {
         "q": rng.standard_normal((b, L, h, dk)) / np.sqrt(dk),
         "k": rng.standard_normal((b, L, h, dk)) / np.sqrt(dk),
@@ -103,7 +103,7 @@ def check_qkv(q, k, v, *, same_dim=False) -> str:
 
 
 def check_state(name, state, expected: tuple, like, shapes: dict) -> None:
-    """A carried state: same container and dtype as ``like``, shape ``expected``, finite."""
+    """A carried state: same container, dtype and device as ``like``, shape ``expected``, finite."""
     if state is None:
         return
     if is_tensor(state) != is_tensor(like) or not (is_tensor(state) or isinstance(state, np.ndarray)):
@@ -111,6 +111,9 @@ def check_state(name, state, expected: tuple, like, shapes: dict) -> None:
                         f"got {type(state).__name__}")
     if V.dtype_name(state) != V.dtype_name(like):
         raise TypeError(f"{name} must have dtype {V.dtype_name(like)}; got {V.dtype_name(state)}")
+    V.check_arrays({name: state})  # a tensor on the 'meta' device is refused here
+    if is_tensor(state) and state.device != like.device:
+        raise ValueError(f"{name} must be on the inputs' device {like.device}; got {state.device}")
     V.check_shape(name, state, expected, shapes)
     V.check_finite(name, state)
 
@@ -227,20 +230,22 @@ def _chunked_torch(fq, fk, v1, S0, chunk_size: int):
 # ---------------------------------------------------------------------------------------
 # public API
 # ---------------------------------------------------------------------------------------
-def _run(q, k, v, feature_map, normalize, initial_state, backend, chunk_size):
-    kind = check_qkv(q, k, v)
+def _run(q, k, v, feature_map, normalize, initial_state, backend, chunk_size, p=0.0, position_offset=0):
+    """Validate, dispatch, return ``(y, state)``; values are scaled v_s / n_s^p first (Cottention)."""
+    check_qkv(q, k, v)
     b, L, h, dk = (int(s) for s in q.shape)
     dv = int(v.shape[3])
     check_state("initial_state", initial_state, (b, h, dk, dv + 1), q, {"q": q.shape, "v": v.shape})
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be an int >= 1; got {chunk_size!r}")
-    backend = resolve_backend(backend, (q, k, v), valid=BACKENDS)
-    if backend == "torch":
+    chunk_size = V.check_size("chunk_size", chunk_size)
+    backend = resolve_backend(backend, (q, k, v, initial_state), valid=BACKENDS)
+    scale = _stabilizer(L, p, position_offset)[None, :, None, None] if p != 0 else None  # (1, L, 1, 1)
+    if backend == "torch":  # half precision computes in float32 (see theorylab.ssm._contract)
         import torch
 
-        qt, kt, vt = (x if kind == "torch" else torch.from_numpy(x) for x in (q, k, v))
-        S0 = qt.new_zeros(b, h, dk, dv + 1) if initial_state is None else (
-            initial_state if kind == "torch" else torch.from_numpy(initial_state))
+        qt, kt, vt, S0 = upcast(*torch_args(q, k, v, initial_state))
+        if scale is not None:
+            vt = vt * torch.from_numpy(scale).to(device=vt.device, dtype=vt.dtype)
+        S0 = qt.new_zeros(b, h, dk, dv + 1) if S0 is None else S0
         v1 = torch.cat([vt, vt.new_ones(b, L, h, 1)], dim=-1)  # (b, L, h, dv+1)
         out, S = _chunked_torch(_feature(qt, feature_map), _feature(kt, feature_map), v1, S0, chunk_size)
         y = out[..., :dv] / out[..., dv:] if normalize else out[..., :dv]
@@ -249,18 +254,18 @@ def _run(q, k, v, feature_map, normalize, initial_state, backend, chunk_size):
 
         dt = np.float64 if V.dtype_name(q) == "float64" else np.float32
         qn, kn, vn = (to_numpy(x, dt) for x in (q, k, v))
+        if scale is not None:
+            vn = vn * scale.astype(dt)
         v1 = np.concatenate([vn, np.ones((b, L, h, 1), dt)], axis=-1)  # (b, L, h, dv+1)
         S0 = np.zeros((b, h, dk, dv + 1), dt) if initial_state is None else np.array(to_numpy(initial_state, dt))
         fq, fk = (np.ascontiguousarray(_feature(x, feature_map), dtype=dt) for x in (qn, kn))
         out, S = la_recurrent(fq, fk, v1, S0)
         y = out[..., :dv] / out[..., dv:] if normalize else out[..., :dv]
     else:
-        y, S = linear_attention_recurrent(to_numpy(q), to_numpy(k), to_numpy(v), feature_map=feature_map,
+        vr = to_numpy(v, np.float64) if scale is None else to_numpy(v, np.float64) * scale
+        y, S = linear_attention_recurrent(to_numpy(q), to_numpy(k), vr, feature_map=feature_map,
                                           normalize=normalize, initial_state=to_numpy(initial_state))
-    y, S = like_input(y, q), like_input(S, q)
-    if kind == "numpy":
-        y, S = y.astype(q.dtype, copy=False), S.astype(q.dtype, copy=False)
-    return y, S
+    return finish(y, q, "y"), finish(S, q, "final state")
 
 
 def linear_attention(q, k, v, *, feature_map="identity", normalize=False, initial_state=None,
@@ -287,17 +292,7 @@ def cottention(q, k, v, *, p=0.0, position_offset=0, initial_state=None, return_
     pass the previous state and ``position_offset`` = tokens already consumed.  Same state
     layout and backends as :func:`linear_attention`.
     """
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not np.isfinite(p) or p < 0:
-        raise ValueError(f"p must be a finite number >= 0; got {p!r}")
-    if isinstance(position_offset, bool) or not isinstance(position_offset, (int, np.integer)) or position_offset < 0:
-        raise ValueError(f"position_offset must be an int >= 0; got {position_offset!r}")
-    if p != 0 and hasattr(v, "shape") and len(v.shape) == 4:  # v'_s = v_s / n_s^p (else _run reports the shapes)
-        scale = _stabilizer(int(v.shape[1]), p, position_offset)[None, :, None, None]  # (1, L, 1, 1)
-        if is_tensor(v):
-            import torch
-
-            v = v * torch.from_numpy(scale).to(device=v.device, dtype=v.dtype)
-        elif isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.floating):
-            v = v * scale.astype(v.dtype)
-    y, S = _run(q, k, v, "cosine", False, initial_state, backend, chunk_size)
+    p = check_real("p", p, lo=0.0)  # Python/numpy real scalars and 0-d arrays
+    position_offset = V.check_size("position_offset", position_offset, lo=0)
+    y, S = _run(q, k, v, "cosine", False, initial_state, backend, chunk_size, p, position_offset)
     return (y, S) if return_final_state else y

@@ -58,7 +58,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validate as V_
-from ..backends import is_tensor, like_input, resolve_backend, to_numpy
+from ..backends import is_tensor, resolve_backend, to_numpy
+from ._contract import finish, torch_args, upcast
 
 __all__ = [
     "hippo_legs",
@@ -76,12 +77,10 @@ __all__ = [
 BACKENDS = ("ref", "torch")
 
 
-def _check_size(name, value, lo=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int; got {type(value).__name__}")
-    if value < lo:
-        raise ValueError(f"{name} must be >= {lo}; got {value}")
-    return int(value)
+_check_size = V_.check_size
+
+
+_like = finish  # result in the template's container and dtype (a half overflow is an error)
 
 
 # ---------------------------------------------------------------------------------------
@@ -117,23 +116,33 @@ def hippo_dplr(N: int):
 # ---------------------------------------------------------------------------------------
 # discretization and the three kernels
 # ---------------------------------------------------------------------------------------
+_NO_C = object()  # C of a discretization, which has none
+
+
 def _check_ssm(A, B, C, dt):
-    V_.check_arrays({"A": A, "B": B, "C": C, "dt": dt})
+    """A (N, N), B and C (channels, N), dt (channels,); one container, dtype and device; finite; dt > 0.
+    ``C=_NO_C`` skips C (discretization only).  Returns the container kind."""
+    named = {"A": A, "B": B, "C": C, "dt": dt}
+    if C is _NO_C:
+        named.pop("C")
+    kind = V_.check_arrays(named)
     V_.check_ndim("A", A, 2, "(N, N)")
     V_.check_ndim("B", B, 2, "(channels, N)")
     h, n = (int(s) for s in B.shape)
-    shapes = {"A": A.shape, "B": B.shape, "C": C.shape, "dt": dt.shape}
+    shapes = {k: v.shape for k, v in named.items()}
     V_.check_shape("A", A, (n, n), shapes)
-    V_.check_shape("C", C, (h, n), shapes)
+    if C is not _NO_C:
+        V_.check_shape("C", C, (h, n), shapes)
     V_.check_shape("dt", dt, (h,), shapes)
-    for k, v in (("A", A), ("B", B), ("C", C), ("dt", dt)):
+    for k, v in named.items():
         V_.check_nonempty(k, v, "(N and channels must be >= 1)")
         V_.check_finite(k, v)
     V_.check_bound("dt", dt, lo=np.finfo(np.float64).tiny, why="a step size")
+    return kind
 
 
-def discretize_bilinear(A, B, dt):
-    """Ā = (I - Δ/2 A)^{-1}(I + Δ/2 A), B̄ = (I - Δ/2 A)^{-1} Δ B, per channel (float64)."""
+def _discretize_ref(A, B, dt):
+    """Ā, B̄ in numpy float64 (the reference of every backend)."""
     A, B, dt = (np.asarray(v, dtype=np.float64) for v in (A, B, dt))
     n = A.shape[0]
     eye = np.eye(n)
@@ -144,28 +153,50 @@ def discretize_bilinear(A, B, dt):
     return Ab, Bb
 
 
-def s4_kernel_power(A, B, C, dt, L: int):
-    """K̄_ℓ = C Ā^ℓ B̄ by Krylov doubling: [B̄] -> [B̄, ĀB̄] -> [.., Ā²·(B̄, ĀB̄)] -> ... (float64).
+def discretize_bilinear(A, B, dt, *, backend="auto"):
+    """Ā = (I - Δ/2 A)^{-1}(I + Δ/2 A), B̄ = (I - Δ/2 A)^{-1} Δ B, per channel.
 
-    Returns K (channels, L).  Must match :func:`s4_kernel_recurrent`.
+    A (N, N), B (channels, N), dt (channels,) -> Ā (channels, N, N), B̄ (channels, N).
+    Backends: ``"ref"`` (numpy float64), ``"torch"`` (``torch.linalg.solve`` in the input
+    dtype, half precision in float32; differentiable), ``"auto"`` (tensors -> torch).
+    numpy in -> numpy out of the input dtype; torch in -> torch out (device, dtype).
     """
+    _check_ssm(A, B, _NO_C, dt)
+    backend = resolve_backend(backend, (A, B, dt), valid=BACKENDS)
+    if backend == "torch":
+        from ._s4_torch import discretize_bilinear_torch
+
+        Ab, Bb = discretize_bilinear_torch(*upcast(*torch_args(A, B, dt)))
+    else:
+        Ab, Bb = _discretize_ref(*(to_numpy(v) for v in (A, B, dt)))
+    return _like(Ab, A), _like(Bb, A)
+
+
+def _kernel(ref_fn, torch_name, A, B, C, dt, L, backend):
     _check_ssm(A, B, C, dt)
     L = _check_size("L", L)
-    Ab, Bb = discretize_bilinear(A, B, dt)
+    backend = resolve_backend(backend, (A, B, C, dt), valid=BACKENDS)
+    if backend == "torch":
+        from . import _s4_torch
+
+        K = getattr(_s4_torch, torch_name)(*upcast(*torch_args(A, B, C, dt)), L)
+    else:
+        K = ref_fn(*(to_numpy(v, np.float64) for v in (A, B, C, dt)), L)
+    return _like(K, A)
+
+
+def _kernel_power_ref(A, B, C, dt, L):
+    Ab, Bb = _discretize_ref(A, B, dt)
     Kry = Bb[..., None]  # (h, n, 1): columns Ā^ℓ B̄ for ℓ < width
     Pw = Ab  # Ā^width
     while Kry.shape[-1] < L:  # einsum loops, not BLAS: the work stays on the calling thread
         Kry = np.concatenate([Kry, np.einsum("hnk,hkw->hnw", Pw, Kry)], axis=-1)  # (h, n, 2 width)
         Pw = np.einsum("hnk,hkm->hnm", Pw, Pw)
-    return np.einsum("hn,hnl->hl", np.asarray(C, dtype=np.float64), Kry[..., :L])  # (h, L)
+    return np.einsum("hn,hnl->hl", C, Kry[..., :L])  # (h, L)
 
 
-def s4_kernel_recurrent(A, B, C, dt, L: int):
-    """K̄ as the response of x_ℓ = Ā x_{ℓ-1} + B̄ u_ℓ, y_ℓ = C x_ℓ to u = δ_0 (float64 loop)."""
-    _check_ssm(A, B, C, dt)
-    L = _check_size("L", L)
-    Ab, Bb = discretize_bilinear(A, B, dt)
-    C = np.asarray(C, dtype=np.float64)
+def _kernel_recurrent_ref(A, B, C, dt, L):
+    Ab, Bb = _discretize_ref(A, B, dt)
     K = np.empty((Bb.shape[0], L))
     x = np.zeros_like(Bb)  # (h, n)
     for ell in range(L):
@@ -174,23 +205,59 @@ def s4_kernel_recurrent(A, B, C, dt, L: int):
     return K
 
 
-def _check_dplr(Lam, P, B, C, dt):
-    for k, v in (("Lam", Lam), ("P", P), ("B", B), ("C", C), ("dt", dt)):
-        if not isinstance(v, np.ndarray):
-            raise TypeError(f"{k} must be a numpy.ndarray; got {type(v).__name__}")
-        if v.dtype.kind not in "fc":
-            raise TypeError(f"{k} must be real or complex floating; got {v.dtype}")
-        V_.check_nonempty(k, v, "(N and channels must be >= 1)")
-        V_.check_finite(k, v)
+def s4_kernel_power(A, B, C, dt, L: int, *, backend="auto"):
+    """K̄_ℓ = C Ā^ℓ B̄ by Krylov doubling: [B̄] -> [B̄, ĀB̄] -> [.., Ā²·(B̄, ĀB̄)] -> ...
+
+    Returns K (channels, L).  Must match :func:`s4_kernel_recurrent`.  Backends: ``"ref"``
+    (numpy float64), ``"torch"`` (input dtype, half in float32; differentiable), ``"auto"``.
+    numpy in -> numpy out of the input dtype; torch in -> torch out (device, dtype).
+    """
+    return _kernel(_kernel_power_ref, "kernel_power_torch", A, B, C, dt, L, backend)
+
+
+def s4_kernel_recurrent(A, B, C, dt, L: int, *, backend="auto"):
+    """K̄ as the response of x_ℓ = Ā x_{ℓ-1} + B̄ u_ℓ, y_ℓ = C x_ℓ to u = δ_0 (a loop over ℓ).
+
+    Backends and containers as :func:`s4_kernel_power`.
+    """
+    return _kernel(_kernel_recurrent_ref, "kernel_recurrent_torch", A, B, C, dt, L, backend)
+
+
+_DPLR_DTYPES = ("float16", "bfloat16", "float32", "float64", "complex64", "complex128")
+
+
+def _check_dplr(Lam, P, B, C, dt, c_tilde=None) -> str:
+    """Lam, P (N,), B, C (channels, N) real or complex; dt (channels,) real; c_tilde like C or None.
+    One container kind and device; finite; dt > 0.  Returns the container kind."""
+    named = {"Lam": Lam, "P": P, "B": B, "C": C, "dt": dt}
+    if c_tilde is not None:
+        named["c_tilde"] = c_tilde
+    kind = V_.check_arrays({"dt": dt})  # real float, not on 'meta'
+    for k, v in named.items():
+        if not (is_tensor(v) or isinstance(v, np.ndarray)):
+            raise TypeError(f"{k} must be a numpy.ndarray or torch.Tensor; got {type(v).__name__}")
+        if is_tensor(v) != (kind == "torch"):
+            raise TypeError(f"inputs mix numpy arrays and torch tensors: {k} is a {type(v).__name__}, dt a "
+                            f"{type(dt).__name__}; pass one kind")
+        if V_.dtype_name(v) not in _DPLR_DTYPES[(0 if kind == "torch" else 2):]:
+            raise TypeError(f"{k} must be real or complex floating; got {V_.dtype_name(v)}")
+        if kind == "torch" and v.device != dt.device:
+            raise ValueError(f"inputs must be on one device; {k} is on {v.device}, dt on {dt.device}")
     V_.check_ndim("Lam", Lam, 1, "(N,)")
     V_.check_ndim("B", B, 2, "(channels, N)")
-    h, n = B.shape
-    shapes = {"Lam": Lam.shape, "P": P.shape, "B": B.shape, "C": C.shape, "dt": dt.shape}
+    h, n = (int(s) for s in B.shape)
+    shapes = {k: v.shape for k, v in named.items()}
     V_.check_shape("Lam", Lam, (n,), shapes)
     V_.check_shape("P", P, (n,), shapes)
     V_.check_shape("C", C, (h, n), shapes)
     V_.check_shape("dt", dt, (h,), shapes)
+    if c_tilde is not None:
+        V_.check_shape("c_tilde", c_tilde, (h, n), shapes)
+    for k, v in named.items():
+        V_.check_nonempty(k, v, "(N and channels must be >= 1)")
+        V_.check_finite(k, v)
     V_.check_bound("dt", dt, lo=np.finfo(np.float64).tiny, why="a step size")
+    return kind
 
 
 def s4_c_tilde(Lam, P, C, dt, L: int):
@@ -227,22 +294,40 @@ def _dplr_generating_function(Lam, P, B, Ct, dt, L: int, lowrank_sign: float = 1
     return 2.0 * (k_cb - s * k_cp * k_pb / (1.0 + s * k_pp))  # (h, L)
 
 
-def s4_kernel_dplr(Lam, P, B, C, dt, L: int, *, c_tilde=None):
+def s4_kernel_dplr(Lam, P, B, C, dt, L: int, *, c_tilde=None, backend="auto"):
     """K̄ from the generating function at roots of unity + inverse FFT (DPLR, Woodbury).
 
     ``Lam``, ``P`` (N,) and ``B``, ``C`` (channels, N) are in the DPLR basis (see
     :func:`hippo_dplr`; C in that basis is C V).  ``c_tilde`` (channels, N) skips the
     O(N³ log L) computation of C̃ = C (I - Ā^L), as when C̃ is the trained parameter.
-    Returns the real part of the iFFT (the imaginary part is rounding, ~eps max|K̂|).
-    Must match :func:`s4_kernel_power` and :func:`s4_kernel_recurrent`.
+    Returns the real part of the iFFT (the imaginary part is rounding, ~eps max|K̂|), of
+    ``dt``'s real dtype and container (``dt`` is the one real input; numpy in -> numpy out,
+    torch in -> torch out on its device).  Backends: ``"ref"`` (numpy complex128),
+    ``"torch"`` (complex64 for float32/half ``dt``, complex128 for float64; differentiable),
+    ``"auto"``.  Must match :func:`s4_kernel_power` and :func:`s4_kernel_recurrent`.
     """
-    _check_dplr(Lam, P, B, C, dt)
+    _check_dplr(Lam, P, B, C, dt, c_tilde)
     L = _check_size("L", L)
-    dt = np.asarray(dt, dtype=np.float64)
-    Ct = s4_c_tilde(Lam, P, C, dt, L) if c_tilde is None else np.asarray(c_tilde, np.complex128)
-    Khat = _dplr_generating_function(np.asarray(Lam, np.complex128), np.asarray(P, np.complex128),
-                                     np.asarray(B, np.complex128), Ct, dt, L)
-    return np.fft.ifft(Khat, axis=-1).real  # (h, L)
+    backend = resolve_backend(backend, (Lam, P, B, C, dt, c_tilde), valid=BACKENDS)
+    if backend == "torch":
+        import torch
+
+        from ._s4_torch import kernel_dplr_torch
+
+        dtt = upcast(*torch_args(dt))[0]
+        ctype = torch.complex128 if dtt.dtype == torch.float64 else torch.complex64
+        Lt, Pt, Bt, Ct, Tt = (None if v is None else v.to(ctype)
+                              for v in upcast(*torch_args(Lam, P, B, C, c_tilde, device=dtt.device)))
+        K = kernel_dplr_torch(Lt, Pt, Bt, Ct, dtt, L, c_tilde=Tt)
+    else:
+        def c128(v):
+            return None if v is None else np.asarray(to_numpy(v), np.complex128)
+
+        dtn = to_numpy(dt, np.float64)
+        Ct = s4_c_tilde(c128(Lam), c128(P), c128(C), dtn, L) if c_tilde is None else c128(c_tilde)
+        Khat = _dplr_generating_function(c128(Lam), c128(P), c128(B), Ct, dtn, L)
+        K = np.fft.ifft(Khat, axis=-1).real  # (h, L)
+    return _like(K, dt)
 
 
 # ---------------------------------------------------------------------------------------
@@ -262,40 +347,42 @@ def s4_recurrence(u, A, B, C, dt, D=None, *, initial_state=None, return_final_st
     """Recurrent mode: x_t = Ā x_{t-1} + B̄ u_t, y_t = C x_t + D u_t (bilinear Ā, B̄).
 
     u (batch, length, channels) -> y (batch, length, channels); state (batch, channels, N).
-    Backends: ``"ref"`` (float64 loop), ``"torch"`` (the same loop in torch, differentiable
-    in u, C, D).  Ā, B̄ are formed in float64 and cast to u's dtype.
+    A, B, C, dt (one dtype among them, e.g. :func:`hippo_legs`' float64) may differ in dtype
+    from u, and may be numpy when u is a tensor (not the reverse); D and initial_state are
+    converted too.  Backends: ``"ref"`` (float64 loop),
+    ``"torch"`` (the same loop in torch in u's dtype, half in float32; Ā, B̄ formed in
+    float64 and cast; differentiable in every argument), ``"auto"`` (any tensor -> torch).
+    Output in u's container, dtype and device.
     """
     kind = _check_u(u)
     for name, v in (("A", A), ("B", B), ("C", C), ("dt", dt), ("D", D), ("initial_state", initial_state)):
-        if v is not None and not (isinstance(v, np.ndarray) or is_tensor(v)):
-            raise TypeError(f"{name} must be a numpy.ndarray or torch.Tensor; got {type(v).__name__}")
+        if v is not None:
+            if V_.check_arrays({name: v}) == "torch" and kind == "numpy":  # float dtype, not on 'meta'
+                raise TypeError(f"{name} is a torch.Tensor but u is a numpy array (the output follows u); "
+                                "pass u as a tensor too")
+            if is_tensor(v) and v.device != u.device:
+                raise ValueError(f"{name} must be on u's device {u.device}; got {v.device}")
     _check_ssm(*(to_numpy(v) for v in (A, B, C, dt)))
     h, n = int(B.shape[0]), int(B.shape[1])
     _check_u(u, h)
     for name, v, shape in (("D", D, (h,)), ("initial_state", initial_state, (int(u.shape[0]), h, n))):
         if v is not None:
-            V_.check_arrays({name: v})
             V_.check_shape(name, v, shape, {"u": u.shape, "B": B.shape, name: v.shape})
             V_.check_finite(name, v)
-    backend = resolve_backend(backend, (u,), valid=BACKENDS)
-    Ab, Bb = discretize_bilinear(to_numpy(A), to_numpy(B), to_numpy(dt))
+    backend = resolve_backend(backend, (u, A, B, C, dt, D, initial_state), valid=BACKENDS)
     if backend == "torch":
         import torch
 
-        ut = u if kind == "torch" else torch.from_numpy(u)
-        def cast(v):
-            return None if v is None else (v if torch.is_tensor(v) else torch.from_numpy(np.asarray(v))).to(ut.dtype)
+        from ._s4_torch import discretize_bilinear_torch, recurrence_torch
 
-        Abt, Bbt, Ct, Dt, x = cast(Ab), cast(Bb), cast(C), cast(D), cast(initial_state)
+        ut = upcast(*torch_args(u))[0]
+        At, Bt, Ct, dtt, Dt, x = torch_args(A, B, C, dt, D, initial_state, device=ut.device)
+        Ab, Bb = discretize_bilinear_torch(*(v.to(torch.float64) for v in (At, Bt, dtt)))
+        Ab, Bb, Ct, Dt, x = (None if v is None else v.to(ut.dtype) for v in (Ab, Bb, Ct, Dt, x))
         x = ut.new_zeros(ut.shape[0], h, n) if x is None else x
-        ys = []
-        for t in range(ut.shape[1]):
-            x = torch.einsum("hnk,bhk->bhn", Abt, x) + Bbt * ut[:, t, :, None]  # (b, h, n)
-            ys.append(torch.einsum("hn,bhn->bh", Ct, x))
-        y = torch.stack(ys, dim=1)  # (b, L, h)
-        if Dt is not None:
-            y = y + Dt * ut
+        y, x = recurrence_torch(ut, Ab, Bb, Ct, Dt, x)
     else:
+        Ab, Bb = _discretize_ref(to_numpy(A), to_numpy(B), to_numpy(dt))
         uu = to_numpy(u, np.float64)
         Cn = to_numpy(C, np.float64)
         x = np.zeros((uu.shape[0], h, n)) if initial_state is None else to_numpy(initial_state, np.float64)
@@ -305,9 +392,7 @@ def s4_recurrence(u, A, B, C, dt, D=None, *, initial_state=None, return_final_st
             y[:, t] = np.einsum("hn,bhn->bh", Cn, x)
         if D is not None:
             y = y + to_numpy(D, np.float64) * uu
-    y, x = like_input(y, u), like_input(x, u)
-    if kind == "numpy":
-        y, x = y.astype(u.dtype, copy=False), x.astype(u.dtype, copy=False)
+    y, x = _like(y, u), _like(x, u)
     return (y, x) if return_final_state else y
 
 
@@ -316,8 +401,10 @@ def s4_convolve(u, K, D=None, *, backend="auto"):
 
     Zero-padding to 2L makes the FFT's circular convolution equal the causal (linear) one:
     the wrapped terms u_{t-ℓ+2L} have t - ℓ + 2L >= L, where the padded u is 0.
-    u (batch, length, channels), K (channels, length) -> y (batch, length, channels).
-    Backends: ``"ref"`` (numpy float64 FFT), ``"torch"`` (torch.fft, input dtype).
+    u (batch, length, channels), K (channels, length) -> y (batch, length, channels); u, K
+    and D share one container and dtype (the s4_kernel_* functions return K in their
+    inputs' dtype).  Backends: ``"ref"`` (numpy float64 FFT), ``"torch"`` (torch.fft in the
+    input dtype, half in float32; differentiable), ``"auto"``.
     """
     kind = _check_u(u)
     if V_.check_arrays({"u": u, "K": K, "D": D}, allow_none=("D",)) != kind:
@@ -330,16 +417,11 @@ def s4_convolve(u, K, D=None, *, backend="auto"):
     if D is not None:
         V_.check_shape("D", D, (h,), {**shapes, "D": D.shape})
         V_.check_finite("D", D)
-    backend = resolve_backend(backend, (u, K), valid=BACKENDS)
+    backend = resolve_backend(backend, (u, K, D), valid=BACKENDS)
     if backend == "torch":
-        import torch
+        from ._s4_torch import convolve_torch
 
-        ut, Kt = (v if kind == "torch" else torch.from_numpy(v) for v in (u, K))
-        Uf = torch.fft.rfft(ut, n=2 * L, dim=1)  # (b, L+1, h)
-        Kf = torch.fft.rfft(Kt.transpose(0, 1), n=2 * L, dim=0)  # (L+1, h)
-        y = torch.fft.irfft(Uf * Kf, n=2 * L, dim=1)[:, :L]  # (b, L, h)
-        if D is not None:
-            y = y + (D if kind == "torch" else torch.from_numpy(D)) * ut
+        y = convolve_torch(*upcast(*torch_args(u, K, D)))
     else:
         uu, KK = to_numpy(u, np.float64), to_numpy(K, np.float64)
         Uf = np.fft.rfft(uu, n=2 * L, axis=1)  # (b, L+1, h)
@@ -347,8 +429,7 @@ def s4_convolve(u, K, D=None, *, backend="auto"):
         y = np.fft.irfft(Uf * Kf, n=2 * L, axis=1)[:, :L]  # (b, L, h)
         if D is not None:
             y = y + to_numpy(D, np.float64) * uu
-    y = like_input(y, u)
-    return y.astype(u.dtype, copy=False) if kind == "numpy" else y
+    return _like(y, u)
 
 
 # ---------------------------------------------------------------------------------------
@@ -360,7 +441,7 @@ def make_s4_inputs(rng: np.random.Generator, *, batch=1, length=16, channels=2, 
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
     named = (("batch", batch), ("length", length), ("channels", channels), ("state", state))
-    b, L, h, n = (_check_size(k, v) for k, v in named)
+    b, L, h, n = (_check_size(k, v) for k, v in named)  # integers >= 1 (2.7 is refused, not truncated)
     A, P, B = hippo_legs(n)
     out = {
         "A": A,

@@ -39,7 +39,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validate as V
-from ..backends import like_input, resolve_backend, to_numpy
+from ..backends import resolve_backend, to_numpy
+from ._contract import finish, torch_args, upcast
 from ._prefix_scan import scan_combine  # the associative combine of two steps (re-exported)
 from ._segsum import segsum
 
@@ -74,9 +75,8 @@ def make_inputs(rng: np.random.Generator, *, batch=1, length=8, channels=3, stat
         raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
     if decays not in DECAYS:
         raise ValueError(f"decays must be one of {DECAYS}; got {decays!r}")
-    b, L, c, n = int(batch), int(length), int(channels), int(state)
-    if min(b, L, c, n) < 1:
-        raise ValueError(f"sizes must be >= 1; got batch={b}, length={L}, channels={c}, state={n}")
+    b, L, c, n = (V.check_size(k, v) for k, v in (("batch", batch), ("length", length), ("channels", channels),
+                                                   ("state", state)))
     (d_lo, d_hi), (a_lo, a_hi) = ((1e-2, 0.5), (0.1, 2.0)) if decays == "moderate" else ((1e-3, 10.0), (1e-4, 1e3))
     out = {
         "x": rng.standard_normal((b, L, c)),
@@ -93,7 +93,7 @@ def _validate(x, delta, A, B, C, D=None, initial_state=None, *, need_x=True) -> 
     named = {"x": x, "delta": delta, "A": A, "B": B, "C": C, "D": D, "initial_state": initial_state}
     if not need_x:
         named.pop("x")
-    kind = V.check_arrays(named, allow_none=("x", "D", "initial_state"))
+    kind = V.check_arrays(named, allow_none=("D", "initial_state"))
     V.check_ndim("delta", delta, 3, "(batch, length, channels)")
     V.check_ndim("A", A, 2, "(channels, state)")
     V.check_ndim("B", B, 3, "(batch, length, state)")
@@ -170,15 +170,12 @@ def selective_scan(x, delta, A, B, C, D=None, *, initial_state=None, return_fina
     ``"auto"`` (see :mod:`theorylab.backends`).  numpy in -> numpy out; torch in -> torch
     out on the same device and dtype.
     """
-    kind = _validate(x, delta, A, B, C, D, initial_state)
-    backend = resolve_backend(backend, (x,), valid=BACKENDS)
-    if backend == "torch":
+    _validate(x, delta, A, B, C, D, initial_state)
+    backend = resolve_backend(backend, (x, delta, A, B, C, D, initial_state), valid=BACKENDS)
+    if backend == "torch":  # half precision computes in float32 (see theorylab.ssm._contract)
         from ._selective_torch import selective_scan_torch
 
-        import torch
-
-        args = [v if v is None or kind == "torch" else torch.from_numpy(v) for v in (x, delta, A, B, C, D, initial_state)]
-        y, h = selective_scan_torch(*args)
+        y, h = selective_scan_torch(*upcast(*torch_args(x, delta, A, B, C, D, initial_state)))
     else:
         dtype = np.float64 if backend == "ref" or V.dtype_name(x) == "float64" else np.float32
         xs = [to_numpy(v, dtype) for v in (x, delta, A, B, C, D, initial_state)]
@@ -188,9 +185,7 @@ def selective_scan(x, delta, A, B, C, D=None, *, initial_state=None, return_fina
             from ._selective_numba import selective_scan_numba
 
             y, h = selective_scan_numba(*xs)
-    y, h = like_input(y, x), like_input(h, x)
-    if kind == "numpy":
-        y, h = y.astype(x.dtype, copy=False), h.astype(x.dtype, copy=False)
+    y, h = finish(y, x, "y"), finish(h, x, "final state")
     return (y, h) if return_final_state else y
 
 
@@ -200,15 +195,12 @@ def selective_attention_matrix(delta, A, B, C, *, backend="auto"):
     Backends: ``"ref"`` (float64, stable segment sums), ``"numba"`` (loops over (t, s)
     in compiled code), ``"torch"`` (the ref's vectorized form in torch; differentiable).
     """
-    kind = _validate(None, delta, A, B, C, need_x=False)
-    backend = resolve_backend(backend, (delta,), valid=BACKENDS)
-    if backend == "torch":
+    _validate(None, delta, A, B, C, need_x=False)
+    backend = resolve_backend(backend, (delta, A, B, C), valid=BACKENDS)
+    if backend == "torch":  # half precision computes in float32
         from ._selective_torch import selective_attention_matrix_torch
 
-        import torch
-
-        args = [v if kind == "torch" else torch.from_numpy(v) for v in (delta, A, B, C)]
-        M = selective_attention_matrix_torch(*args)
+        M = selective_attention_matrix_torch(*upcast(*torch_args(delta, A, B, C)))
     elif backend == "ref":
         M = selective_attention_matrix_ref(*(to_numpy(v) for v in (delta, A, B, C)))
     else:
@@ -216,5 +208,4 @@ def selective_attention_matrix(delta, A, B, C, *, backend="auto"):
 
         dtype = np.float64 if V.dtype_name(delta) == "float64" else np.float32
         M = selective_attention_matrix_numba(*(to_numpy(v, dtype) for v in (delta, A, B, C)))
-    M = like_input(M, delta)
-    return M.astype(delta.dtype, copy=False) if kind == "numpy" else M
+    return finish(M, delta, "M")
