@@ -1,0 +1,157 @@
+"""Polynomial features, truncation bound and ε-rank (:mod:`theorylab.lowrank.bounded_entries`); their claims.
+
+Sides are named ``ref`` (float64 reference) and ``out`` (the computation under test)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from theorylab.claims import get, run_claim
+from theorylab.lowrank.bounded_entries import (
+    eps_rank,
+    eps_rank_bound,
+    feature_count,
+    make_inputs,
+    polynomial_features,
+    taylor_kernel,
+    taylor_remainder_bound,
+)
+from theorylab.lowrank.bounded_entries_claims import (
+    enumerate_count,
+    eps_rank_unscaled,
+    factorization_proof,
+    features_without_multinomial,
+    rank_by_truncation,
+)
+from theorylab.testing import corrupt, seeds
+from theorylab.tolerances import assert_close
+
+BACKENDS = ["ref", "torch"]
+dims = st.sampled_from([1, 2, 3, 5, 7])
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(d=dims, g=st.integers(0, 4), n=st.integers(1, 9), m=st.integers(1, 9), B=st.sampled_from([0.3, 1.0, 5.0]),
+       seed=seeds)
+@example(d=1, g=0, n=1, m=1, B=1.0, seed=0)
+@example(d=7, g=3, n=2, m=5, B=5.0, seed=1)
+def test_features_factor_the_taylor_kernel(backend, d, g, n, m, B, seed):
+    p = make_inputs(np.random.default_rng(seed), n=n, m=m, d=d, B=B)
+    ref = taylor_kernel(p["Q"], p["K"], g)
+    U, V = polynomial_features(p["Q"], g, backend=backend), polynomial_features(p["K"], g, backend=backend)
+    assert U.shape == (m, feature_count(d, g)) and V.shape == (n, math.comb(d + g, g))
+    assert_close(U @ V.T, ref, dtype=np.float64, name=backend)
+    low = p["Q"].astype(np.float32)
+    assert_close(polynomial_features(low, g, backend=backend), polynomial_features(low.astype(np.float64), g),
+                 dtype=np.float32)
+
+
+@given(d=st.integers(1, 4), g=st.integers(0, 5))
+def test_feature_count_equals_enumeration(d, g):
+    assert feature_count(d, g) == enumerate_count(d, g) == polynomial_features(np.ones((1, d)), g).shape[-1]
+
+
+def test_features_by_hand():
+    # d = 2, g = 2: [1, x1, x2, x1²/√2, x1 x2, x2²/√2]
+    out = polynomial_features(np.array([[2.0, 3.0]]), 2, backend="torch")[0]
+    np.testing.assert_allclose(out, [1, 2, 3, 4 / math.sqrt(2), 6, 9 / math.sqrt(2)], rtol=1e-15)
+
+
+def test_missing_multinomial_coefficients_fail():
+    p = make_inputs(np.random.default_rng(0), n=4, m=3, d=3, B=1.0)
+    bad = features_without_multinomial(p["Q"], 2) @ features_without_multinomial(p["K"], 2).T
+    assert np.max(np.abs(bad - taylor_kernel(p["Q"], p["K"], 2))) > 1e-3
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(d=dims, g=st.integers(1, 5), beta=st.sampled_from([0.05, 0.5, 4.0]), seed=seeds)
+def test_truncation_within_lagrange_bound(backend, d, g, beta, seed):
+    p = make_inputs(np.random.default_rng(seed), n=5, m=4, d=d, B=math.sqrt(beta))
+    S = p["Q"] @ p["K"].T
+    U, V = polynomial_features(p["Q"], g, backend=backend), polynomial_features(p["K"], g, backend=backend)
+    err = np.abs(np.exp(S) - U @ V.T)
+    assert np.all(err <= taylor_remainder_bound(S, g) + 1e-13 * np.exp(np.abs(p["Q"]) @ np.abs(p["K"]).T))
+
+
+def test_gradient_of_features_matches_central_differences():
+    X = torch.tensor(make_inputs(np.random.default_rng(3), n=3, d=3, B=1.2)["Q"], requires_grad=True)
+    w = torch.randn(3, feature_count(3, 3), dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    (polynomial_features(X, 3) * w).sum().backward()
+    num = np.zeros((3, 3))
+    for i in range(3):
+        for j in range(3):
+            h = np.zeros((3, 3))
+            h[i, j] = 1e-6
+            f = lambda Y: float((polynomial_features(torch.tensor(Y), 3) * w).sum())  # noqa: E731
+            num[i, j] = (f(X.detach().numpy() + h) - f(X.detach().numpy() - h)) / 2e-6
+    # central differences: truncation ~h² |f'''| ~ 1e-12, rounding ~eps |f| / h ~ 1e-10
+    assert_close(X.grad.numpy(), num, rtol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(m=st.integers(1, 9), n=st.integers(1, 9), eps=st.sampled_from([1e-1, 1e-2, 1e-4]), seed=seeds)
+@example(m=1, n=1, eps=1e-2, seed=0)
+def test_eps_rank_equals_explicit_truncations(backend, m, n, eps, seed):
+    rng = np.random.default_rng(seed)
+    M = np.exp(rng.standard_normal((m, 3)) @ rng.standard_normal((3, n)))
+    assert int(eps_rank(M, eps, backend=backend)) == rank_by_truncation(M, eps)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_eps_rank_is_batched_and_scale_free(backend, rng):
+    M = np.exp(rng.standard_normal((2, 3, 6, 2)) @ rng.standard_normal((2, 3, 2, 7)))
+    r = eps_rank(M, 1e-3, backend=backend)
+    assert r.shape == (2, 3)
+    assert [int(x) for x in np.ravel(r)] == [rank_by_truncation(x, 1e-3) for x in M.reshape(6, 6, 7)]
+    np.testing.assert_array_equal(eps_rank(1e6 * M, 1e-3, backend=backend), r)  # ε is relative to ||M||_F
+    np.testing.assert_array_equal(eps_rank(1e-6 * M, 1e-3, backend=backend), r)
+    assert np.all(eps_rank_unscaled(1e-6 * M, 1e-3) == 0)  # the unscaled threshold is not scale-free
+
+
+@given(n=st.integers(1, 40), B=st.sampled_from([0.25, 0.5]), seed=seeds)
+def test_eps_rank_below_taylor_bound(n, B, seed):
+    p = make_inputs(np.random.default_rng(seed), n=n, d=3, B=B)
+    assert int(eps_rank(np.exp(p["Q"] @ p["K"].T), 1e-2)) <= eps_rank_bound(B, 3, 1e-2)
+
+
+def test_sympy_proof():
+    assert factorization_proof().proved
+
+
+@pytest.mark.parametrize("cid", ["lowrank.polynomial-kernel-factorization", "lowrank.taylor-truncation-bound",
+                                 "lowrank.eps-rank-threshold"])
+def test_claims_hold_and_controls_rejected(cid):
+    rep = run_claim(get(cid), samples=1, seed=3)
+    assert rep.holds and rep.control_status == "rejected", rep.detail + rep.control_detail
+
+
+HOWS = ["extra_dim", "wrong_size", "int_dtype", "nan", "inf", "list", "empty"]
+
+
+@given(how=st.sampled_from(HOWS), backend=st.sampled_from(["auto", "ref", "torch"]))
+def test_bad_input_names_the_argument(how, backend):
+    if how not in ("extra_dim", "wrong_size"):  # every shape (..., d) is a valid X
+        with pytest.raises((ValueError, TypeError), match="X"):
+            polynomial_features(corrupt(np.ones((3, 2)), how), 2, backend=backend)
+    bad = np.ones(3) if how in ("extra_dim", "wrong_size") else corrupt(np.ones((3, 2)), how)  # M needs 2 axes
+    with pytest.raises((ValueError, TypeError), match="M"):
+        eps_rank(bad, 0.1, backend=backend)
+
+
+def test_option_errors():
+    X = np.ones((3, 2))
+    with pytest.raises(ValueError, match="degree"):
+        polynomial_features(X, -1)
+    with pytest.raises(TypeError, match="degree"):
+        polynomial_features(X, 2.5)
+    with pytest.raises(ValueError, match="eps"):
+        eps_rank(X, 0.0)
+    with pytest.raises(ValueError, match="unknown backend"):
+        eps_rank(X, 0.1, backend="numba")
+    with pytest.raises(ValueError, match="requires grad"):
+        polynomial_features(torch.ones(3, 2, dtype=torch.float64, requires_grad=True), 2, backend="ref")

@@ -1,0 +1,115 @@
+"""Rank vs heads (:mod:`theorylab.lowrank.heads`): target, heads, batched least squares; its claim."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from theorylab.claims import get, run_claim
+from theorylab.lowrank.heads import (
+    attention_heads,
+    attention_heads_ref,
+    fit_output_weights,
+    full_rank_head,
+    make_inputs,
+    multihead_lowrank,
+    nearest_point_target,
+)
+from theorylab.testing import corrupt, seeds
+from theorylab.tolerances import assert_close
+
+BACKENDS = ["ref", "torch"]
+dims = st.sampled_from([1, 2, 3, 5, 7])
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _heads(rng, shape):
+    Q = rng.standard_normal(shape)
+    return Q, rng.standard_normal(shape)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(T=st.integers(1, 5), N=st.integers(1, 7), d=dims, H=st.integers(1, 4), r=st.integers(1, 3),
+       scale=st.sampled_from([1.0, 30.0]), seed=seeds)
+@example(T=1, N=1, d=1, H=1, r=1, scale=1.0, seed=0)
+def test_heads_match_a_loop_over_heads_and_samples(backend, T, N, d, H, r, scale, seed):
+    rng = np.random.default_rng(seed)
+    p = make_inputs(rng, samples=T, N=N, d=d)
+    Q, K = _heads(rng, (H, r, d))
+    Q = Q * scale
+    out = attention_heads(p["X"], p["y"], Q, K, backend=backend)
+    ref = np.empty((T, H, d))
+    for t in range(T):
+        for h in range(H):
+            s = (K[h] @ p["X"][t].T).T @ (Q[h] @ p["y"][t])  # (N,) logits
+            w = np.exp(s - s.max())
+            ref[t, h] = (w / w.sum()) @ p["X"][t]
+    assert_close(out, ref, dtype=np.float64)
+
+
+def test_nearest_point_by_hand():
+    X = np.array([[[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]])
+    y = np.array([[0.1, 0.9]])
+    np.testing.assert_array_equal(nearest_point_target(X, y), [[0.0, 1.0]])
+    np.testing.assert_array_equal(nearest_point_target(torch.tensor(X), torch.tensor(y)).numpy(), [[0.0, 1.0]])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(S=st.integers(1, 3), T=st.integers(8, 20), d=st.sampled_from([2, 3]), H=st.integers(1, 3), seed=seeds)
+def test_batched_lstsq_equals_per_item_lstsq(backend, S, T, d, H, seed):
+    rng = np.random.default_rng(seed)
+    p = make_inputs(rng, samples=T, N=4, d=d, batch=(S,))
+    Q, K = _heads(rng, (S, H, 1, d))
+    O = fit_output_weights(p["X"], p["y"], Q, K, backend=backend)  # (S, H, d, d)
+    assert O.shape == (S, H, d, d)
+    f = nearest_point_target(p["X"], p["y"])
+    for s in range(S):
+        Phi = attention_heads_ref(p["X"][s], p["y"][s], Q[s], K[s]).reshape(T, H * d)
+        W = np.linalg.lstsq(Phi, f[s], rcond=None)[0]  # (H d, d)
+        pred = multihead_lowrank(p["X"][s], p["y"][s], Q[s], K[s], O[s], backend=backend)
+        assert_close(pred, Phi @ W, rtol=1e-8)  # least-squares fits agree (cond(Phi) ~ 1e2: 1e-8 is loose)
+
+
+def test_full_rank_head_error_falls_with_beta(rng):
+    p = make_inputs(rng, samples=200, N=8, d=3)
+    f = nearest_point_target(p["X"], p["y"])
+    errs = []
+    for beta in (1.0, 8.0, 64.0, 512.0):
+        h = full_rank_head(3, beta)
+        out = multihead_lowrank(p["X"], p["y"], h["Q"], h["K"], np.eye(3)[None], backend="torch")
+        errs.append(np.mean(np.sum((out - f) ** 2, -1)))
+    assert all(a > b for a, b in zip(errs, errs[1:])) and errs[-1] < 0.01
+
+
+def test_torch_gradients_match_central_differences(rng):
+    p = make_inputs(rng, samples=2, N=3, d=3)
+    Q, K = _heads(rng, (2, 2, 3))
+    Qt = torch.tensor(Q, requires_grad=True)
+    attention_heads(torch.tensor(p["X"]), torch.tensor(p["y"]), Qt, torch.tensor(K)).sum().backward()
+    num = np.zeros_like(Q)
+    for i in np.ndindex(Q.shape):
+        f = []
+        for s in (1, -1):
+            q = Q.copy()
+            q[i] += s * 1e-6
+            f.append(attention_heads(p["X"], p["y"], q, K).sum())
+        num[i] = (f[0] - f[1]) / 2e-6
+    assert_close(Qt.grad.numpy(), num, rtol=1e-6)  # central differences: ~h² + eps/h
+
+
+def test_claim_holds_and_control_rejected():
+    rep = run_claim(get("lowrank.full-rank-head-nearest-point"), samples=1, seed=11)
+    assert rep.holds and rep.control_status == "rejected", rep.detail + rep.control_detail
+
+
+@given(key=st.sampled_from(["X", "y", "Q", "K"]),
+       how=st.sampled_from(["drop_dim", "wrong_size", "int_dtype", "nan", "inf", "list", "empty"]),
+       backend=st.sampled_from(["auto", "ref", "torch"]))
+def test_bad_input_names_the_argument(key, how, backend):
+    p = make_inputs(np.random.default_rng(0), samples=3, N=4, d=2)
+    p["Q"], p["K"] = np.ones((2, 1, 2)), np.ones((2, 1, 2))
+    p[key] = corrupt(p[key], how, axis=-1)
+    with pytest.raises((ValueError, TypeError)) as err:
+        attention_heads(p["X"], p["y"], p["Q"], p["K"], backend=backend)
+    assert key in str(err.value), str(err.value)
