@@ -45,7 +45,11 @@ _SSD = (["ssm.ssd-duality", "ssm.ssd-linear-attention", "ssm.ssd-float32-long"],
 _LIN = (["ssm.linear-attention-is-rnn", "ssm.cottention-is-rnn"], ["tests/ssm/test_linear_forms.py"])
 _GATED = (["ssm.gateloop-three-forms", "ssm.aft-simple-recurrent"], ["tests/ssm/test_gated_linear.py"])
 _HLA = (["ssm.hla-second-order-streaming"], ["tests/ssm/test_hla.py"])
-_ATT = (["sparse.attention-is-masked-softmax", "sparse.fold-and-merge-is-exact"], ["tests/sparse/test_attention.py"])
+_ATT = (["sparse.attention-is-masked-softmax", "sparse.fold-and-merge-is-exact"],
+        ["tests/sparse/test_attention.py", "tests/sparse/test_attention_contract.py", "tests/sparse/test_inputs_and_helpers.py"])
+_PAT = (["sparse.nnz-closed-form", "sparse.two-hop-coverage", "sparse.attention-is-masked-softmax"],
+        ["tests/sparse/test_patterns.py", "tests/sparse/test_counting.py", "tests/sparse/test_pattern_counts.py",
+         "tests/sparse/test_pattern_indices.py", "tests/sparse/test_inputs_and_helpers.py"])
 TARGETS: dict[str, tuple[list[str], list[str]]] = {
     # ssm: references, public functions and fast paths
     "theorylab/ssm/selective.py": _SEL,
@@ -65,15 +69,17 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
                             ["tests/ssm/test_s4.py"]),
     "theorylab/ssm/recurrent_state.py": (["ssm.recurrent-state-is-constant"], ["tests/ssm/test_recurrent_state.py"]),
     # sparse
-    "theorylab/sparse/patterns.py": (["sparse.nnz-closed-form", "sparse.two-hop-coverage", "sparse.attention-is-masked-softmax"],
-                                     ["tests/sparse/test_patterns.py", "tests/sparse/test_counting.py"]),
+    "theorylab/sparse/patterns.py": _PAT,
+    "theorylab/sparse/patterns_counts.py": (["sparse.nnz-closed-form", "sparse.nnz-exponent-power", "sparse.nnz-exponent-strided"],
+                                            _PAT[1]),
+    "theorylab/sparse/_patterns_validate.py": _PAT,
     "theorylab/sparse/sparse_attention.py": _ATT,
     "theorylab/sparse/_sparse_attention_numba.py": _ATT,
     "theorylab/sparse/_sparse_attention_torch.py": _ATT,
     "theorylab/sparse/content.py": (["sparse.moba-top-k-gate", "sparse.routing-nearest-centroid", "sparse.routing-cost-exponent"],
-                                    ["tests/sparse/test_content.py"]),
+                                    ["tests/sparse/test_content.py", "tests/sparse/test_inputs_and_helpers.py"]),
     "theorylab/sparse/connectivity.py": (["sparse.two-hop-coverage", "sparse.bigbird-diameter", "sparse.power-receptive-field"],
-                                         ["tests/sparse/test_connectivity.py"]),
+                                         ["tests/sparse/test_connectivity.py", "tests/sparse/test_inputs_and_helpers.py"]),
     # core: what turns measurements into verdicts
     "theorylab/claims.py": (["ssm.ssd-linear-attention"], ["tests/core/test_claims.py", "tests/core/test_cli.py"]),
     "theorylab/checks.py": (["ssm.ssd-linear-attention"], ["tests/core/test_claims.py"]),
