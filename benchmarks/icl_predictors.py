@@ -12,13 +12,15 @@ Measured, float64, same inputs, every prefix length (``prefixes=True``, backend 
 * ``floor``: one batched ridge solve of the full-length problem only: XᵀX + λI and Xᵀy by
   ``np.matmul``, ``np.linalg.solve``, then X_q w -- what a single prefix costs with numpy;
 * ``per_prefix_solves``: the baseline a user would otherwise write for every prefix: one such
-  batched solve per prefix (``ridge_closed_form``).
+  batched solve per prefix (``ridge_closed_form``), timed once (it is slow).
 
 Timings are interleaved (:func:`theorylab.benchmarking.interleaved`); ratios of medians are the
 results.  Target: all / floor <= 5.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
@@ -57,13 +59,16 @@ def main(argv=None) -> dict:
         "all": everything,
         "ridge": lambda: ridge_predict(X, y, Q, LAM, prefixes=True, backend="numba"),
         "floor": floor,
-        "per_prefix_solves": lambda: ridge_closed_form(X, y, Q, LAM),
     }
     outs = {k: f() for k, f in fns.items()}  # warm-up: compiles numba
+    t0 = time.perf_counter()
+    outs["per_prefix_solves"] = ridge_closed_form(X, y, Q, LAM)  # slow: timed once, outside the rounds
+    t_baseline = time.perf_counter() - t0
     err = max(compare(outs["ridge"], outs["per_prefix_solves"]).rel_error,
               compare(outs["ridge"][:, -1], outs["floor"][..., 0]).rel_error)
     runs = interleaved(fns, max(1, args.repeat))
     t = {k: float(np.median(v)) for k, v in runs.items()}
+    t["per_prefix_solves"] = t_baseline
     best = {k: float(np.min(v)) for k, v in runs.items()}
     results = {
         "sizes": sizes, "dtype": "float64", "repeat": args.repeat,

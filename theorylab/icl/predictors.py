@@ -57,7 +57,7 @@ import math
 import numpy as np
 
 from .. import _validate as V
-from ..backends import is_tensor, like_input, resolve_backend, to_numpy
+from ..backends import like_input, resolve_backend, to_numpy
 
 __all__ = ["make_inputs", "ridge_predict", "bayes_predict", "lstsq_predict", "gd_predict", "averaging_predict",
            "knn_predict", "ridge_closed_form", "rls_ref", "lstsq_ref", "gd_ref", "knn_ref", "RANK_TOL", "BACKENDS"]
