@@ -181,14 +181,69 @@ def run(module: str, sample: int, seed: int, timeout: float) -> dict:
     return out
 
 
+def retest(module: str, timeout: float) -> list[dict]:
+    """Apply each recorded survivor of ``module`` to HEAD (in a scratch worktree) and run the
+    current kill command on it: the survivor is now ``"killed"``, ``"survives"``, or
+    ``"does not apply"`` (the code it changed has changed).  Written back into the result file."""
+    path = RESULTS / (module.replace("/", "__").removesuffix(".py") + ".json")
+    d = json.loads(path.read_text())
+    claims, tests = TARGETS[module]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    work = Path(tempfile.mkdtemp(prefix="theorylab-mutation-"))
+    tree = work / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", str(tree), head], cwd=ROOT, check=True, capture_output=True)
+    try:
+        for s in d["survivors"]:
+            patch = "\n".join(s["diff"].splitlines()[1:]) + "\n"  # drop cosmic-ray's banner line
+            ok = subprocess.run(["git", "apply", "--recount", "-"], cwd=tree, input=patch, text=True, capture_output=True)
+            if ok.returncode != 0:
+                s["retest"] = {"commit": head, "outcome": "does not apply"}
+                continue
+            try:
+                r = subprocess.run(shlex.split(kill_command(claims, tests)), cwd=tree, timeout=timeout, capture_output=True)
+                outcome = "killed" if r.returncode != 0 else "survives"
+            except subprocess.TimeoutExpired:
+                outcome = "killed (timeout)"
+            subprocess.run(["git", "checkout", "--", "."], cwd=tree, check=True)
+            s["retest"] = {"commit": head, "outcome": outcome}
+            print(f"[mutation] retest {module}:{s['line']} {s['operator']}: {outcome}", flush=True)
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+    path.write_text(json.dumps(d, indent=1) + "\n")
+    return d["survivors"]
+
+
+def report() -> str:
+    """A Markdown table of every result in mutation/results (module, commit, mutants, score)."""
+    rows = ["| module | commit | mutants (kept operators) | run | killed | survived | survivors killed on retest | score now |",
+            "|---|---|---|---|---|---|---|---|"]
+    tk = tr = tn = 0
+    for f in sorted(RESULTS.glob("*.json")):
+        d = json.loads(f.read_text())
+        later = sum(1 for s in d["survivors"] if s.get("retest", {}).get("outcome", "").startswith("killed"))
+        ran = d["killed"] + d["survived"]
+        tk, tr, tn = tk + d["killed"], tr + ran, tn + later
+        rows.append(f"| `{d['module']}` | {d['commit'][:7]} | {d['mutants']} ({d['kept_operators']}) | {d['run']} | "
+                    f"{d['killed']} | {d['survived']} | {later} | {(d['killed'] + later) / ran:.0%} |")
+    rows.append(f"| **all** | | | {tr} | {tk} | {tr - tk} | {tn} | **{(tk + tn) / tr:.0%}** |" if tr else "| (no results) |")
+    return "\n".join(rows)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("modules", nargs="*")
     p.add_argument("--list", action="store_true", help="the target modules with their claims and tests")
+    p.add_argument("--report", action="store_true", help="print the results so far as a Markdown table")
+    p.add_argument("--retest", action="store_true",
+                   help="apply each recorded survivor of MODULES to HEAD and run today's kill command on it")
     p.add_argument("--sample", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant (a hang counts as killed)")
     a = p.parse_args(argv)
+    if a.report:
+        print(report())
+        return 0
     if a.list or not a.modules:
         for m, (c, t) in TARGETS.items():
             print(f"{m}\n    claims: {' '.join(c)}\n    tests:  {' '.join(t)}")
@@ -197,7 +252,7 @@ def main(argv=None) -> int:
     if unknown:
         p.error(f"unknown modules {unknown}; see --list")
     for m in a.modules:
-        run(m, a.sample, a.seed, a.timeout)
+        retest(m, a.timeout) if a.retest else run(m, a.sample, a.seed, a.timeout)
     return 0
 
 
