@@ -51,6 +51,12 @@ Shapes: A (N, N); P (N,); B, C (channels, N); dt (channels,); Ab (channels, N, N
 Bb (channels, N); K (channels, L); u, y (batch, length, channels); D (channels,);
 recurrent state (batch, channels, N).  The DPLR path takes Lam, P (N,) and B, C
 (channels, N) complex, in the basis V.
+
+Backends (every public function but the HiPPO constructors): ``"ref"`` (numpy float64),
+``"torch"`` (:mod:`theorylab.ssm._s4_torch`: CPU/CUDA, differentiable, half precision in
+float32), ``"auto"`` (any tensor -> torch).  numpy in -> numpy out of the input's dtype;
+torch in -> torch out on the input's device and dtype.  Argument checks live in
+:mod:`theorylab.ssm._s4_validate`.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ import numpy as np
 from .. import _validate as V_
 from ..backends import is_tensor, resolve_backend, to_numpy
 from ._contract import finish, torch_args, upcast
+from ._s4_validate import _NO_C, _check_dplr, _check_ssm, _check_u
 
 __all__ = [
     "hippo_legs",
@@ -116,31 +123,6 @@ def hippo_dplr(N: int):
 # ---------------------------------------------------------------------------------------
 # discretization and the three kernels
 # ---------------------------------------------------------------------------------------
-_NO_C = object()  # C of a discretization, which has none
-
-
-def _check_ssm(A, B, C, dt):
-    """A (N, N), B and C (channels, N), dt (channels,); one container, dtype and device; finite; dt > 0.
-    ``C=_NO_C`` skips C (discretization only).  Returns the container kind."""
-    named = {"A": A, "B": B, "C": C, "dt": dt}
-    if C is _NO_C:
-        named.pop("C")
-    kind = V_.check_arrays(named)
-    V_.check_ndim("A", A, 2, "(N, N)")
-    V_.check_ndim("B", B, 2, "(channels, N)")
-    h, n = (int(s) for s in B.shape)
-    shapes = {k: v.shape for k, v in named.items()}
-    V_.check_shape("A", A, (n, n), shapes)
-    if C is not _NO_C:
-        V_.check_shape("C", C, (h, n), shapes)
-    V_.check_shape("dt", dt, (h,), shapes)
-    for k, v in named.items():
-        V_.check_nonempty(k, v, "(N and channels must be >= 1)")
-        V_.check_finite(k, v)
-    V_.check_bound("dt", dt, lo=np.finfo(np.float64).tiny, why="a step size")
-    return kind
-
-
 def _discretize_ref(A, B, dt):
     """Ā, B̄ in numpy float64 (the reference of every backend)."""
     A, B, dt = (np.asarray(v, dtype=np.float64) for v in (A, B, dt))
@@ -223,43 +205,6 @@ def s4_kernel_recurrent(A, B, C, dt, L: int, *, backend="auto"):
     return _kernel(_kernel_recurrent_ref, "kernel_recurrent_torch", A, B, C, dt, L, backend)
 
 
-_DPLR_DTYPES = ("float16", "bfloat16", "float32", "float64", "complex64", "complex128")
-
-
-def _check_dplr(Lam, P, B, C, dt, c_tilde=None) -> str:
-    """Lam, P (N,), B, C (channels, N) real or complex; dt (channels,) real; c_tilde like C or None.
-    One container kind and device; finite; dt > 0.  Returns the container kind."""
-    named = {"Lam": Lam, "P": P, "B": B, "C": C, "dt": dt}
-    if c_tilde is not None:
-        named["c_tilde"] = c_tilde
-    kind = V_.check_arrays({"dt": dt})  # real float, not on 'meta'
-    for k, v in named.items():
-        if not (is_tensor(v) or isinstance(v, np.ndarray)):
-            raise TypeError(f"{k} must be a numpy.ndarray or torch.Tensor; got {type(v).__name__}")
-        if is_tensor(v) != (kind == "torch"):
-            raise TypeError(f"inputs mix numpy arrays and torch tensors: {k} is a {type(v).__name__}, dt a "
-                            f"{type(dt).__name__}; pass one kind")
-        if V_.dtype_name(v) not in _DPLR_DTYPES[(0 if kind == "torch" else 2):]:
-            raise TypeError(f"{k} must be real or complex floating; got {V_.dtype_name(v)}")
-        if kind == "torch" and v.device != dt.device:
-            raise ValueError(f"inputs must be on one device; {k} is on {v.device}, dt on {dt.device}")
-    V_.check_ndim("Lam", Lam, 1, "(N,)")
-    V_.check_ndim("B", B, 2, "(channels, N)")
-    h, n = (int(s) for s in B.shape)
-    shapes = {k: v.shape for k, v in named.items()}
-    V_.check_shape("Lam", Lam, (n,), shapes)
-    V_.check_shape("P", P, (n,), shapes)
-    V_.check_shape("C", C, (h, n), shapes)
-    V_.check_shape("dt", dt, (h,), shapes)
-    if c_tilde is not None:
-        V_.check_shape("c_tilde", c_tilde, (h, n), shapes)
-    for k, v in named.items():
-        V_.check_nonempty(k, v, "(N and channels must be >= 1)")
-        V_.check_finite(k, v)
-    V_.check_bound("dt", dt, lo=np.finfo(np.float64).tiny, why="a step size")
-    return kind
-
-
 def s4_c_tilde(Lam, P, C, dt, L: int):
     """C̃ = C (I - Ā^L) in the DPLR basis, Ā^L by log2(L) squarings of the dense Ā: O(N³ log L)."""
     Lam, P, C = (np.asarray(x, np.complex128) for x in (Lam, P, C))
@@ -333,16 +278,6 @@ def s4_kernel_dplr(Lam, P, B, C, dt, L: int, *, c_tilde=None, backend="auto"):
 # ---------------------------------------------------------------------------------------
 # the layer: recurrent mode and convolution mode
 # ---------------------------------------------------------------------------------------
-def _check_u(u, channels=None):
-    kind = V_.check_arrays({"u": u})
-    V_.check_ndim("u", u, 3, "(batch, length, channels)")
-    V_.check_nonempty("u", u, "(every size must be >= 1)")
-    V_.check_finite("u", u)
-    if channels is not None and int(u.shape[2]) != channels:
-        raise ValueError(f"u must have {channels} channels (last axis); got shape {tuple(u.shape)}")
-    return kind
-
-
 def s4_recurrence(u, A, B, C, dt, D=None, *, initial_state=None, return_final_state=False, backend="auto"):
     """Recurrent mode: x_t = Ā x_{t-1} + B̄ u_t, y_t = C x_t + D u_t (bilinear Ā, B̄).
 

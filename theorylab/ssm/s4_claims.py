@@ -11,7 +11,9 @@ Math and conventions: :mod:`theorylab.ssm.s4`.
   and B).  Control P_n = sqrt(n+1).  Proof: sympy, entry formulas for symbolic n > k and
   n = k, and the whole matrix with exact radicals for N = 6.
 * ``ssm.s4-kernel-three-ways``: K̄ by powering = by DPLR (Cauchy + Woodbury + iFFT) = by the
-  impulse response of the recurrence, plus the ``legs`` part for the layer's (A, B);
+  impulse response of the recurrence (the public functions; every kernel also on ``torch`` and
+  ``torch:cuda`` when present, against the ref recurrence), plus the ``legs`` part for the
+  layer's (A, B);
   control: the low-rank term of A with the wrong sign in the Woodbury correction; proof:
   sympy, the algebraic steps of the DPLR path (scope in :func:`kernel_proof`).
 * ``ssm.s4-convolution-is-recurrence``: the public :func:`s4_convolve` (FFT) and
@@ -151,19 +153,20 @@ def hippo_proof() -> Proof:
 
 
 # ---- the kernel three ways ----------------------------------------------------------------
-def _kernels(p, lowrank_sign=1.0):
+def _kernels(p, lowrank_sign=1.0, backend="ref"):
+    """(power, DPLR, recurrent) kernels of ``p`` from the public functions on ``backend``, as numpy."""
     h, n = p["B"].shape
     L = p["u"].shape[1]
     Lam, Pt, Bt, V = hippo_dplr(n)
     Bd = np.broadcast_to(Bt, (h, n)).copy()
     Cd = p["C"] @ V  # C in the DPLR basis
     if lowrank_sign == 1.0:
-        Kd = s4_kernel_dplr(Lam, Pt, Bd, Cd, p["dt"], L)
+        Kd = call_backend(s4_kernel_dplr, backend, Lam, Pt, Bd, Cd, p["dt"], L)
     else:
         Ct = s4_c_tilde(Lam, Pt, Cd, p["dt"], L)
         Kd = np.fft.ifft(_dplr_generating_function(Lam, Pt, Bd, Ct, p["dt"], L, lowrank_sign), axis=-1).real
-    Kp = s4_kernel_power(p["A"], p["B"], p["C"], p["dt"], L)
-    Kr = s4_kernel_recurrent(p["A"], p["B"], p["C"], p["dt"], L)
+    Kp = call_backend(s4_kernel_power, backend, p["A"], p["B"], p["C"], p["dt"], L)
+    Kr = call_backend(s4_kernel_recurrent, backend, p["A"], p["B"], p["C"], p["dt"], L)
     return Kp, Kd, Kr
 
 
@@ -171,11 +174,17 @@ def _kernel_verdict(rng, size, lowrank_sign):
     sizes = _draw(rng, size)
     p = make_s4_inputs(rng, **sizes)
     Kp, Kd, Kr = _kernels(p, lowrank_sign)
-    v1 = identity_verdict(Kp, Kr, dtype=np.float64, backend="power", sizes=sizes, what="power vs recurrent")
     v2 = identity_verdict(Kd, Kr, dtype=np.float64, backend="dplr", sizes=sizes, what="DPLR vs recurrent")
     if lowrank_sign != 1.0:
         return v2
-    return Verdict.combine({"power": v1, "dplr": v2, "legs": legs_verdict(p["A"], p["B"][0], sizes)}, sizes=sizes)
+    parts = {"power": identity_verdict(Kp, Kr, dtype=np.float64, backend="power", sizes=sizes,
+                                       what="power vs recurrent"),
+             "dplr": v2, "legs": legs_verdict(p["A"], p["B"][0], sizes)}
+    for b in check_backends(("torch",)):  # every kernel on the other backends, against the ref recurrence
+        for name, K in zip(("power", "dplr", "recurrent"), _kernels(p, 1.0, b)):
+            parts[f"{name}[{b}]"] = identity_verdict(K, Kr, dtype=np.float64, backend=b, sizes=sizes,
+                                                     what=f"{name}[{b}] vs recurrent[ref]")
+    return Verdict.combine(parts, sizes=sizes)
 
 
 def kernel_check(rng, size="quick"):
