@@ -12,6 +12,12 @@ Public API (see each module's docstring for the claim it encodes):
   :func:`s4_convolve`, :func:`s4_recurrence` -- #44 S4: NPLR HiPPO, the kernel three ways.
 * :func:`linear_attention`, :func:`cottention`, :func:`gateloop`, :func:`aft_simple`, :func:`hla2` --
   the linear-attention family (#74, #80, #119, #14) as RNNs.
+
+One array contract for all of them (:mod:`theorylab.ssm._contract`, pinned by
+tests/ssm/test_contract.py): numpy in -> numpy out of the input dtype, torch in -> torch
+out on the input's device and dtype; a tensor that requires grad is refused off the
+``"torch"`` backend; numpy arrays of any strides are accepted; float16/bfloat16 tensors are
+computed in float32 on every torch path; a bad argument is a ValueError/TypeError naming it.
 """
 
 from .selective import (

@@ -44,6 +44,7 @@ from math import erf, sqrt
 
 import numpy as np
 
+from .. import _validate as V
 from ._segsum import segsum
 from .selective import selective_attention_matrix, selective_scan
 
@@ -94,6 +95,8 @@ def init_params(layer: str, rng: np.random.Generator, *, d_model=4, d_inner=6, s
         raise ValueError(f"layer must be one of {LAYERS}; got {layer!r}")
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
+    d_model, d_inner, state, conv_width = (V.check_size(k, v) for k, v in (
+        ("d_model", d_model), ("d_inner", d_inner), ("state", state), ("conv_width", conv_width)))
     g = lambda *s: rng.standard_normal(s) / np.sqrt(s[0])  # noqa: E731
     p = {"W_v": g(d_model, d_inner), "W_out": g(d_inner, d_model)}
     if layer in ("mamba", "griffin"):

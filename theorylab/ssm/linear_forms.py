@@ -141,7 +141,7 @@ def _feature(x, feature_map: str):
 def _check_options(feature_map, normalize):
     if feature_map not in FEATURE_MAPS:
         raise ValueError(f"unknown feature_map {feature_map!r}; valid: {FEATURE_MAPS}")
-    if not isinstance(normalize, bool):
+    if not isinstance(normalize, (bool, np.bool_)):
         raise TypeError(f"normalize must be a bool; got {type(normalize).__name__}")
     if normalize and feature_map != "elu1":
         raise ValueError(f"normalize=True needs a positive feature map ('elu1'); got feature_map={feature_map!r}, "
