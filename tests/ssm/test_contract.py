@@ -78,8 +78,10 @@ ARGS = [(name, key) for name, spec in SPECS.items() for key in spec[2]]
 
 
 def _call(name, arrays, backend, **over):
+    """``name``'s function on ``arrays``; ``over`` replaces arrays or adds keyword options."""
     fn, _, keys, kw, _ = SPECS[name]
-    return fn(*(over.get(k, arrays[k]) for k in keys), **kw, backend=backend)
+    extra = {k: v for k, v in over.items() if k not in keys}
+    return fn(*(over.get(k, arrays[k]) for k in keys), **{**kw, **extra}, backend=backend)
 
 
 def _numpy(out):
@@ -371,3 +373,28 @@ def test_numba_kernels_under_boundscheck(tmp_path):
     res = subprocess.run([sys.executable, "-c", BOUNDSCHECK_SCRIPT], env=env, capture_output=True, text=True,
                          timeout=600)
     assert res.returncode == 0 and "bounds-checked ok" in res.stdout, res.stderr[-3000:]
+
+
+# ---- carried states follow the same contract ----------------------------------------------------
+STATEFUL = ["selective_scan", "linear_attention", "cottention", "gateloop", "aft_simple", "hla2", "s4_recurrence"]
+
+
+@pytest.mark.parametrize("name", STATEFUL)
+def test_initial_state_follows_the_contract(name):
+    arrays = SPECS[name][1](np.random.default_rng(5))
+    _, state = _call(name, arrays, "ref", return_final_state=True)
+    parts = state if isinstance(state, tuple) else (state,)
+
+    def as_state(xs):
+        return tuple(xs) if isinstance(state, tuple) else xs[0]
+
+    t = {k: torch.from_numpy(arrays[k]) for k in SPECS[name][2]}
+    grad = [torch.from_numpy(np.ascontiguousarray(x)).requires_grad_() for x in parts]
+    with pytest.raises(ValueError, match="requires grad.*backend='torch'"):
+        _call(name, t, "ref", **t, initial_state=as_state(grad))
+    y = _call(name, t, "torch", **t, initial_state=as_state(grad))
+    y.abs().sum().backward()
+    assert all(g.grad is not None and torch.isfinite(g.grad).all() for g in grad)
+    flipped = [np.ascontiguousarray(x[..., ::-1])[..., ::-1] for x in parts]  # negative strides, same values
+    _same(_call(name, arrays, "torch", initial_state=as_state(flipped)),
+          _call(name, arrays, "torch", initial_state=as_state([np.ascontiguousarray(x) for x in parts])))
