@@ -8,6 +8,7 @@
       <= 0 -- and
   (b) at β = 256 the 99% upper bound of the mean error is <= 0.05 (measured ~0.003; a
       uniform average over the N points has error ~0.9).
+  Every backend's errors equal the reference's on the same instances (float64 policy).
   Control: a rank-1 single head (Q = K = √β u uᵀ-row, u a random unit vector) with
   least-squares-optimal output weights (:func:`fit_output_weights`, one batched SVD over the
   seeds): its error stays ~0.7-0.8 at every β, far above 0.05 (the paper: rank-1 heads need
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import call_backend, check_backends, mean_interval
+from ..checks import call_backend, check_backends, identity_verdict, mean_interval
 from ..claims import Claim, Paper, Verdict, register
 from ._common import BACKENDS
 from .heads import fit_output_weights, full_rank_head, make_inputs, multihead_lowrank, nearest_point_target
@@ -53,10 +54,14 @@ def _verdict(rng, size, control):
     d = int(rng.choice([2, 3, 5]))
     seeds = SEEDS if size == "quick" else 3 * SEEDS
     state = rng.bit_generator.state
-    parts = {}
+    parts, outs = {}, {}
     for b in (["ref"] if control else check_backends(BACKENDS)):
         rng.bit_generator.state = state  # the same instances on every backend
         errs = head_errors(rng, d, rank_one=control, backend=b, seeds=seeds)
+        outs[b] = errs
+        if b != "ref":  # the same instances: every backend's errors equal the reference's (float64 policy)
+            parts[f"same[{b}]"] = identity_verdict(errs, outs["ref"], dtype=np.float64, backend=b,
+                                                   what=f"errors per (seed, β) [{b}] vs ref")
         steps = [mean_interval(errs[:, k + 1] - errs[:, k])[2] for k in range(len(BETAS) - 1)]
         mono = Verdict.from_error(max(0.0, max(steps)), 0.0, backend=b,
                                   detail=f"99% upper bounds of the mean error steps {np.round(steps, 4).tolist()}")

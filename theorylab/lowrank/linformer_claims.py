@@ -2,9 +2,10 @@
 
 * ``lowrank.linformer-exact-projection`` (identity) -- the public :func:`linformer_attention`
   on every backend equals softmax attention computed here without projections: with E = F = I,
-  with E = F = Π (a random permutation), and with E = F = S selecting k of the n positions,
-  against softmax attention over those k keys and values (so a Linformer that ignored E or F
-  fails).  Logit scales 1 and 30 (a softmax without its max shift overflows at 30).  Float64
+  with E = F = Π (a random permutation), with E = F = S selecting k of the n positions,
+  against softmax attention over those k keys and values, and with E, F selecting different
+  positions (keys K[idx] with values V[idx']), so a Linformer that ignored E or F, or projected
+  the values by E, fails.  Logit scales 1 and 30 (a softmax without its max shift overflows at 30).  Float64
   policy 1e-10.  Control: F = Π' with two positions of E's permutation swapped (keys and values
   projected by different matrices).
 * ``lowrank.linformer-error-free-of-n`` (statistical) -- with E = F = S, a sampling sketch to
@@ -55,11 +56,15 @@ def _exact(rng, size, control):
     idx = rng.integers(0, n, size=k)
     S = np.eye(n)[idx]  # (k, n): selects positions idx
     ref_sel = softmax_attention_ref(Q, K[idx], V[idx])
+    idx2 = rng.integers(0, n, size=k)  # F selecting other positions: keys K[idx] paired with values V[idx2]
+    F2 = np.eye(n)[idx2]
+    ref_pair = softmax_attention_ref(Q, K[idx], V[idx2])
     parts = {}
     for b in check_backends(BACKENDS):
         outs = {f"I[{b}]": (call_backend(linformer_attention, b, Q, K, V, np.eye(n), np.eye(n)), ref),
                 f"perm[{b}]": (call_backend(linformer_attention, b, Q, K, V, Pi, Pi), ref),
-                f"select[{b}]": (call_backend(linformer_attention, b, Q, K, V, S, S), ref_sel)}
+                f"select[{b}]": (call_backend(linformer_attention, b, Q, K, V, S, S), ref_sel),
+                f"pair[{b}]": (call_backend(linformer_attention, b, Q, K, V, S, F2), ref_pair)}
         for name, (o, r) in outs.items():
             parts[name] = identity_verdict(o, r, dtype=np.float64, backend=name, sizes=sz, what=name)
     return Verdict.combine(parts, sizes={**sz, "k": k})

@@ -1,0 +1,40 @@
+"""The low-rank experiment scripts run in quick mode and the benchmark in smoke mode."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+
+
+def _load(relpath: str):
+    spec = importlib.util.spec_from_file_location(Path(relpath).stem, ROOT / relpath)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up here
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("stem", ["lowrank_bounded_entries", "lowrank_linformer"])
+def test_experiment_quick_writes_figure_and_data(stem, tmp_path):
+    paths = _load(f"experiments/{stem}.py").main(["--quick", "--out", str(tmp_path)])
+    record = json.loads(Path(paths["json"]).read_text())
+    assert Path(paths["png"]).stat().st_size > 1000
+    assert record["stem"] == stem and record["quick"] is True and record["data"]
+    data = record["data"]
+    if stem == "lowrank_bounded_entries":
+        assert abs(data["slopes"]["0.5"]) < 0.1 and data["slopes"]["4.0"] > 0.6
+        for g, err in data["truncation"].items():
+            assert all(e <= 1.01 * b + 1e-12 for e, b in zip(err, data["bound"][g]))
+    if stem == "lowrank_linformer":
+        e8, e32 = (sum(map(sum, data["errors"][k])) for k in ("8", "32"))
+        assert e32 < e8  # error falls with k
+
+
+def test_benchmark_smoke_runs_and_is_correct():
+    res = _load("benchmarks/lowrank_batched.py").main(["--smoke", "--repeat", "1", "--json"])
+    assert res["max_rank_mismatch"] == 0 and res["lstsq_rel_error"] <= 1e-8
+    assert res["time_batched_svd_s"] > 0 and res["time_batched_lstsq_s"] > 0
