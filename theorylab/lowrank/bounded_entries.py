@@ -36,7 +36,10 @@ logit obeys |q_i·k_j| <= β then ||M||_F >= √(mn) e^{−β} and ||M − T_g||
 e^{2β} β^{g+1}/(g+1)! <= ε: a bound independent of n (:func:`eps_rank_bound`).  Alman–Song's
 threshold: with entries of Q, K bounded by B (logits up to ~B²), subquadratic attention
 exists for B = o(√log n) and not (under SETH) for B = Ω(√log n).  With rows of norm B
-(here), the ε-rank is flat in n once n >> e^{B²} and grows like n while n << e^{B²}.
+(here), the ε-rank is flat in n once n >> e^{B²} and grows with n while n << e^{B²}.  At a
+fixed dimension d every curve saturates eventually (at most the n-free bound above; for
+d = 3 and B = 4 near n ~ 300, rank ~140); the hardness side of the threshold needs
+d = Θ(log n), which a fixed-d experiment shows only before saturation.
 
 Glossary (code -> paper): X -> a row set of Q or K; degree -> g; B -> the entry bound B
 (here the row norm, so logits are bounded by β = B²); eps -> ε.
