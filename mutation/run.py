@@ -39,9 +39,11 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "mutation" / "results"
 
 # module -> (claims verified, tests run); both must pass for a mutant to survive
-_SEL = (["ssm.selective-scan-is-attention"], ["tests/ssm/test_selective_scan.py", "tests/ssm/test_selective_numba.py"])
+_SEL = (["ssm.selective-scan-is-attention"], ["tests/ssm/test_selective_scan.py", "tests/ssm/test_selective_numba.py",
+                                               "tests/ssm/test_inputs_and_dispatch.py"])
 _SSD = (["ssm.ssd-duality", "ssm.ssd-linear-attention", "ssm.ssd-float32-long"],
-        ["tests/ssm/test_ssd.py", "tests/ssm/test_ssd_numba.py", "tests/ssm/test_ssd_stability.py"])
+        ["tests/ssm/test_ssd.py", "tests/ssm/test_ssd_numba.py", "tests/ssm/test_ssd_stability.py",
+         "tests/ssm/test_inputs_and_dispatch.py"])
 _LIN = (["ssm.linear-attention-is-rnn", "ssm.cottention-is-rnn"], ["tests/ssm/test_linear_forms.py"])
 _GATED = (["ssm.gateloop-three-forms", "ssm.aft-simple-recurrent"], ["tests/ssm/test_gated_linear.py"])
 _HLA = (["ssm.hla-second-order-streaming"], ["tests/ssm/test_hla.py"])
