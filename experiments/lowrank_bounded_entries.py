@@ -42,7 +42,7 @@ class Config:
 
 
 FULL = Config()
-QUICK = Config(seeds=(0, 1), scales=(0.5, 1.5, 4.0), log2_max=8)
+QUICK = Config(seeds=(0, 1), scales=(0.5, 1.5, 4.0), log2_max=7, degrees=(1, 4), points=16)
 
 
 def compute(cfg: Config) -> dict:

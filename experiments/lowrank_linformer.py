@@ -38,7 +38,7 @@ class Config:
 
 
 FULL = Config()
-QUICK = Config(seeds=(0, 1), ks=(8, 32), log2_max=9, energy_n=128, scales=(1.0, 4.0))
+QUICK = Config(seeds=(0, 1), ks=(8, 32), log2_max=9, energy_n=64, scales=(1.0, 4.0))
 
 
 def compute(cfg: Config) -> dict:

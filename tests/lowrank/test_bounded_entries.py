@@ -124,7 +124,7 @@ def test_sympy_proof():
 
 
 @pytest.mark.parametrize("cid", ["lowrank.polynomial-kernel-factorization", "lowrank.taylor-truncation-bound",
-                                 "lowrank.eps-rank-threshold"])
+                                 pytest.param("lowrank.eps-rank-threshold", marks=pytest.mark.slow)])
 def test_claims_hold_and_controls_rejected(cid):
     rep = run_claim(get(cid), samples=1, seed=3)
     assert rep.holds and rep.control_status == "rejected", rep.detail + rep.control_detail
