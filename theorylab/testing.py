@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 
 from .tolerances import assert_close
 
-__all__ = ["awkward_sizes", "seeds", "selective_scan_inputs", "linear_attention_sizes", "assert_equivalent", "CORRUPTIONS", "corrupt"]
+__all__ = ["awkward_sizes", "seeds", "selective_scan_inputs", "linear_attention_sizes", "segmented_run", "assert_equivalent",
+           "CORRUPTIONS", "corrupt"]
 
 seeds = st.integers(0, 2**32 - 1)
 SMALL = (1, 2, 3, 5, 7)
@@ -62,6 +63,20 @@ def linear_attention_sizes(max_length: int = 40, max_batch: int = 2, max_heads: 
     dims = st.sampled_from(SMALL)
     return st.fixed_dictionaries({"batch": st.integers(1, max_batch), "length": st.integers(1, max_length),
                                   "heads": st.integers(1, max_heads), "dk": dims, "dv": dims})
+
+
+def segmented_run(fn, p: dict, cut: int, **kw):
+    """``fn`` on time steps [0, cut) then [cut, L), the second run starting from the first's final
+    state; returns (concatenated outputs, final state).  The metamorphic property of a recurrent
+    form: this equals one run over [0, L).  ``p`` maps argument names to (batch, length, ...)
+    arrays; ``fn`` takes ``initial_state=`` and ``return_final_state=True``."""
+    parts, state = [], None
+    for sl in (slice(0, cut), slice(cut, None)):
+        seg = {k: v[:, sl] for k, v in p.items()}
+        if next(iter(seg.values())).shape[1]:
+            y, state = fn(**seg, initial_state=state, return_final_state=True, **kw)
+            parts.append(y)
+    return np.concatenate(parts, axis=1), state
 
 
 def _upcast(p: dict) -> dict:

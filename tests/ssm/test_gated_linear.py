@@ -25,7 +25,7 @@ from theorylab.ssm.gated_linear import (
 from theorylab.claims import get, run_claim
 from theorylab.ssm.gated_linear_claims import gl_proof
 from theorylab.ssm.linear_forms import linear_attention, make_linear_attention_inputs
-from theorylab.testing import SMALL, linear_attention_sizes, seeds
+from theorylab.testing import SMALL, linear_attention_sizes, seeds, segmented_run
 from theorylab.tolerances import assert_close, compare
 
 sizes = linear_attention_sizes()
@@ -39,17 +39,6 @@ ODD = dict(batch=2, length=63, heads=3, dk=5, dv=7)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _split_runs(fn, p, cut, **kw):
-    """Run ``fn`` on [0, cut) then [cut, L) carrying the state; concatenate the outputs."""
-    parts, st_ = [], None
-    for sl in (slice(0, cut), slice(cut, None)):
-        seg = {k: v[:, sl] for k, v in p.items()}
-        if seg["q"].shape[1]:
-            y, st_ = fn(**seg, initial_state=st_, return_final_state=True, **kw)
-            parts.append(y)
-    return np.concatenate(parts, axis=1), st_
 
 
 # ---- GateLoop ----------------------------------------------------------------------------------
@@ -91,7 +80,7 @@ def test_gateloop_backends(backend, sz, seed, chunk, scalar, decay):
 def test_gateloop_segmented_equals_full(backend, sz, seed, cut):
     p = make_gateloop_inputs(np.random.default_rng(seed), **sz)
     ref, H_ref = gateloop(**p, return_final_state=True, backend=backend)
-    out, H = _split_runs(gateloop, p, int(round(cut * sz["length"])), backend=backend, chunk_size=4)
+    out, H = segmented_run(gateloop, p, int(round(cut * sz["length"])), backend=backend, chunk_size=4)
     assert_close(out, ref, dtype=np.float64)
     assert_close(H, H_ref, dtype=np.float64)
 
@@ -167,7 +156,7 @@ def test_aft_backends(backend, sz, seed, scale):
 def test_aft_segmented_equals_full(backend, sz, seed, cut):
     p = _aft_inputs(seed, sz, 5.0)
     ref, st_ref = aft_simple(**p, return_final_state=True, backend=backend)
-    out, st_ = _split_runs(aft_simple, p, int(round(cut * sz["length"])), backend=backend)
+    out, st_ = segmented_run(aft_simple, p, int(round(cut * sz["length"])), backend=backend)
     assert_close(out, ref, dtype=np.float64)
     assert_close(st_, st_ref, dtype=np.float64)
 

@@ -14,7 +14,7 @@ from theorylab.claims import get, run_claim
 from theorylab.ssm.hla import hla2, hla2_materialized, hla2_recurrent
 from theorylab.ssm.hla_claims import hla_proof, prefix_statistics
 from theorylab.ssm.linear_forms import make_linear_attention_inputs
-from theorylab.testing import linear_attention_sizes, seeds
+from theorylab.testing import linear_attention_sizes, seeds, segmented_run
 from theorylab.tolerances import assert_close, compare
 
 sizes = linear_attention_sizes()
@@ -28,17 +28,6 @@ ODD = dict(batch=2, length=63, heads=3, dk=5, dv=7)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _split_runs(fn, p, cut, **kw):
-    """Run ``fn`` on [0, cut) then [cut, L) carrying the state; concatenate the outputs."""
-    parts, st_ = [], None
-    for sl in (slice(0, cut), slice(cut, None)):
-        seg = {k: v[:, sl] for k, v in p.items()}
-        if seg["q"].shape[1]:
-            y, st_ = fn(**seg, initial_state=st_, return_final_state=True, **kw)
-            parts.append(y)
-    return np.concatenate(parts, axis=1), st_
 
 
 # ---- HLA ---------------------------------------------------------------------------------------
@@ -72,7 +61,7 @@ def test_hla_chunk_parallel_equals_serial(backend, sz, seed, chunk):
 def test_hla_segmented_equals_full(backend, sz, seed, cut):
     p = make_linear_attention_inputs(np.random.default_rng(seed), **sz)
     ref, st_ref = hla2(**p, return_final_state=True, backend=backend)
-    out, st_ = _split_runs(hla2, p, int(round(cut * sz["length"])), backend=backend, chunk_size=3)
+    out, st_ = segmented_run(hla2, p, int(round(cut * sz["length"])), backend=backend, chunk_size=3)
     assert_close(out, ref, dtype=np.float64)
     for a, b in zip(st_, st_ref):
         assert_close(a, b, dtype=np.float64)
