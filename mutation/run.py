@@ -44,8 +44,8 @@ _SEL = (["ssm.selective-scan-is-attention"], ["tests/ssm/test_selective_scan.py"
 _SSD = (["ssm.ssd-duality", "ssm.ssd-linear-attention", "ssm.ssd-float32-long"],
         ["tests/ssm/test_ssd.py", "tests/ssm/test_ssd_numba.py", "tests/ssm/test_ssd_stability.py",
          "tests/ssm/test_inputs_and_dispatch.py"])
-_LIN = (["ssm.linear-attention-is-rnn", "ssm.cottention-is-rnn"], ["tests/ssm/test_linear_forms.py"])
-_GATED = (["ssm.gateloop-three-forms", "ssm.aft-simple-recurrent"], ["tests/ssm/test_gated_linear.py"])
+_LIN = (["ssm.linear-attention-is-rnn", "ssm.cottention-is-rnn"], ["tests/ssm/test_linear_forms.py", "tests/ssm/test_contract.py"])
+_GATED = (["ssm.gateloop-three-forms", "ssm.aft-simple-recurrent"], ["tests/ssm/test_gated_linear.py", "tests/ssm/test_contract.py"])
 _HLA = (["ssm.hla-second-order-streaming"], ["tests/ssm/test_hla.py"])
 _ATT = (["sparse.attention-is-masked-softmax", "sparse.fold-and-merge-is-exact"],
         ["tests/sparse/test_attention.py", "tests/sparse/test_attention_contract.py", "tests/sparse/test_inputs_and_helpers.py"])
