@@ -16,6 +16,16 @@ from .._numba_cache import ensure_cache_dir
 ensure_cache_dir(__file__)  # before the decorators: a read-only install still caches
 
 
+@nb.njit(cache=True, inline="always")
+def _predict(Xq, b, w, out, j):  # pragma: no cover - compiled
+    """out[b, j, q] = <Xq[b, q], w> for every query q: the prediction of prefix j's weights."""
+    for q in range(Xq.shape[1]):
+        acc = 0.0
+        for i in range(w.shape[0]):
+            acc += Xq[b, q, i] * w[i]
+        out[b, j, q] = acc
+
+
 @nb.njit(parallel=True, cache=True)
 def _rls(X, y, Xq, p0, c):
     B, k, d = X.shape
@@ -44,11 +54,7 @@ def _rls(X, y, Xq, p0, c):
                 a = Px[i] * inv
                 for l in range(d):
                     P[i, l] -= a * Px[l]
-            for q in range(m):
-                acc = 0.0
-                for i in range(d):
-                    acc += Xq[b, q, i] * w[i]
-                out[b, j, q] = acc
+            _predict(Xq, b, w, out, j)  # out[b, j, :] = Xq[b] @ w
     return out
 
 
@@ -102,11 +108,7 @@ def _lstsq(X, y, Xq, rank_tol):
                     w[i] += bv[i] * e / s
                     for l in range(d):
                         G[i, l] -= bv[i] * bv[l] / s
-            for q in range(m):
-                acc = 0.0
-                for i in range(d):
-                    acc += Xq[b, q, i] * w[i]
-                out[b, j, q] = acc
+            _predict(Xq, b, w, out, j)  # out[b, j, :] = Xq[b] @ w
     return out
 
 
@@ -135,11 +137,7 @@ def _gd(X, y, Xq, lr, steps):
                     g[i] = acc
                 for i in range(d):
                     w[i] -= eta * g[i]
-            for q in range(m):
-                acc = 0.0
-                for i in range(d):
-                    acc += Xq[b, q, i] * w[i]
-                out[b, j, q] = acc
+            _predict(Xq, b, w, out, j)  # out[b, j, :] = Xq[b] @ w
     return out
 
 
