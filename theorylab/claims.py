@@ -89,6 +89,7 @@ class Verdict:
     sizes: dict = field(default_factory=dict)
     detail: str = ""
     backends: dict = field(default_factory=dict)
+    statistics: dict = field(default_factory=dict)
 
     @classmethod
     def from_error(cls, error: float, tolerance: float, **kw) -> "Verdict":
@@ -101,6 +102,33 @@ class Verdict:
         """``error / tolerance`` (``inf`` for a positive error against a zero tolerance, ``nan`` if not finite)."""
         return _ratio(self.error, self.tolerance)
 
+    @classmethod
+    def from_statistic(cls, name: str, value: float, interval: tuple[float, float], threshold: float, *,
+                       side: str = "<=", level: float = 0.99, **kw) -> "Verdict":
+        """A one-sided statistical verdict: the statement is ``statistic <side> threshold``,
+        judged by the interval's far end (``side="<="``: the upper bound must be <= threshold;
+        ``side=">="``: the lower bound must be >= threshold).
+
+        The verdict's ``error`` / ``tolerance`` keep the common reading (holds iff error <=
+        tolerance): for ``"<="`` they are (upper bound, threshold); for ``">="`` they are
+        (threshold, lower bound), so the margin is the ratio of the two when both are positive.
+        ``statistics[name]`` records value, interval, level, threshold and side for reports.
+        """
+        if side not in ("<=", ">="):
+            raise ValueError(f"side must be '<=' or '>='; got {side!r}")
+        lo, hi = (float(x) for x in interval)
+        value, threshold = float(value), float(threshold)
+        finite = all(math.isfinite(x) for x in (value, lo, hi, threshold))
+        if side == "<=":
+            error, tol, ok = hi, threshold, finite and hi <= threshold
+        else:
+            error, tol, ok = threshold, lo, finite and lo >= threshold
+        stat = {"value": value, "interval": [lo, hi], "level": float(level), "threshold": threshold, "side": side}
+        detail = kw.pop("detail", "")
+        text = f"{name} = {value:.4g}, {level:.0%} interval [{lo:.4g}, {hi:.4g}] {'<=' if side == '<=' else '>='} {threshold:.4g}?"
+        return cls(holds=bool(ok), error=float(error), tolerance=float(tol), statistics={name: stat},
+                   detail=(detail + "; " if detail else "") + text, **kw)
+
     def per_backend(self) -> dict[str, tuple[float, float]]:
         """``{backend: (error, tolerance)}`` -- the combined parts, or this verdict alone."""
         return dict(self.backends) if self.backends else {self.backend: (self.error, self.tolerance)}
@@ -112,10 +140,13 @@ class Verdict:
         if not parts:
             raise ValueError("combine needs at least one part")
         flat: dict[str, tuple[float, float]] = {}
+        stats: dict[str, dict] = {}
         for name, v in parts.items():
             for b, et in v.per_backend().items():
                 key = name if len(v.per_backend()) == 1 else f"{name}/{b}"
                 flat[key] = et
+            for s_name, st in v.statistics.items():
+                stats[s_name if len(parts) == 1 else f"{name}/{s_name}"] = st
         worst_name, worst = max(parts.items(), key=lambda kv: (not kv[1].holds, _sort_key(kv[1].margin)))
         return cls(
             holds=all(v.holds for v in parts.values()),
@@ -125,6 +156,7 @@ class Verdict:
             sizes=dict(sizes if sizes is not None else worst.sizes),
             detail=(detail + "; " if detail else "") + f"worst {worst_name}: {worst.detail}",
             backends=flat,
+            statistics=stats,
         )
 
 
@@ -246,7 +278,7 @@ def select(patterns=()) -> list[Claim]:
     return chosen
 
 
-JSON_SCHEMA_VERSION = 2
+JSON_SCHEMA_VERSION = 3
 
 
 def _finite_or_none(x):
@@ -284,6 +316,8 @@ class ClaimReport:
     control_detail: str = ""
     proof_scope: str = ""
     errors: tuple = ()  # every instance's (error / tolerance) of the check, for distributions
+    statistics: dict = field(default_factory=dict)  # the worst instance's statistics (statistical claims)
+    control_statistics: dict = field(default_factory=dict)  # the least-rejected control instance's
 
     @property
     def ok(self) -> bool:
@@ -310,6 +344,7 @@ class ClaimReport:
                 "margin": f(self.control_margin),
                 "what": self.claim.controls,
                 "detail": self.control_detail,
+                "statistics": _stats_json(self.control_statistics),
             },
             "negative_control_rejected": self.negative_control_rejected,
             "negative_control_min_error": f(self.control_min_error),
@@ -317,10 +352,17 @@ class ClaimReport:
             "proved": self.proved,
             "samples": self.samples,
             "error_ratios": [f(x) for x in self.errors],
+            "statistics": _stats_json(self.statistics),
             "backend": self.backend,
             "size": self.size,
             "detail": self.detail,
         }
+
+
+def _stats_json(stats: dict) -> dict:
+    f = _finite_or_none
+    return {k: {"value": f(v["value"]), "interval": [f(x) for x in v["interval"]], "level": f(v["level"]),
+                "threshold": f(v["threshold"]), "side": v["side"]} for k, v in stats.items()}
 
 
 def _safe(fn, rng, size):
@@ -385,4 +427,6 @@ def run_claim(claim: Claim, *, samples: int | None = None, seed: int = 0, size: 
                                         " -- rejected only by a non-finite error or an exception, which proves nothing"),
         proof_scope="" if proof is None else proof.scope,
         errors=tuple(v.margin for v in verdicts),
+        statistics=dict(worst.statistics),
+        control_statistics=dict(cworst.statistics),
     )

@@ -125,6 +125,14 @@ def cmd_verify(args) -> int:
             _emit("proof scopes:")
             for r in proofs:
                 _emit(f"  {r.claim.id}: {'proved' if r.proved else 'NOT proved'} ({r.proof_scope})")
+        stat_reports = [r for r in reports if r.statistics]
+        if stat_reports:
+            _emit("statistics (one-sided intervals against their thresholds):")
+            for r in stat_reports:
+                for name, st in r.statistics.items():
+                    lo, hi = st["interval"]
+                    _emit(f"  {r.claim.id}: {name} = {_fmt(st['value'])}, {st['level']:.0%} interval "
+                          f"[{_fmt(lo)}, {_fmt(hi)}] {st['side']} {_fmt(st['threshold'])}")
         for r in reports:
             if not r.ok:
                 _emit(f"  {r.claim.id}: {r.detail}")

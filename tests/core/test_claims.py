@@ -192,3 +192,33 @@ def test_every_registered_proof_states_its_scope():
     for c in all_claims():
         if c.proof is not None:
             assert c.proof().scope, c.id
+
+
+def test_from_statistic_one_sided_reading():
+    v = Verdict.from_statistic("gap", 0.1, (0.05, 0.2), 0.3)
+    assert v.holds and v.error == 0.2 and v.tolerance == 0.3
+    assert v.statistics["gap"] == {"value": 0.1, "interval": [0.05, 0.2], "level": 0.99, "threshold": 0.3, "side": "<="}
+    bad = Verdict.from_statistic("gap", 0.25, (0.2, 0.35), 0.3)
+    assert not bad.holds and bad.margin > 1
+    ge = Verdict.from_statistic("rate", 0.9, (0.85, 0.95), 0.8, side=">=")
+    assert ge.holds and (ge.error, ge.tolerance) == (0.8, 0.85)
+    assert not Verdict.from_statistic("rate", 0.9, (0.75, 0.95), 0.8, side=">=").holds
+    assert not Verdict.from_statistic("gap", float("nan"), (0.0, 0.1), 0.3).holds
+    with pytest.raises(ValueError, match="side"):
+        Verdict.from_statistic("gap", 0.1, (0.0, 0.2), 0.3, side="<")
+
+
+def test_statistics_survive_combine_and_reach_json():
+    a = Verdict.from_statistic("gap", 0.1, (0.05, 0.2), 0.3, backend="ref")
+    b = Verdict.from_error(1e-12, 1e-10, backend="torch")
+    v = Verdict.combine({"stat[ref]": a, "same[torch]": b})
+    assert v.statistics == {"stat[ref]/gap": a.statistics["gap"]}
+    claim = Claim(id="ssm.test-stat", paper=PAPER, kind="statistical", statement="s",
+                    check=lambda rng, size="quick": v,
+                    negative_control=lambda rng, size="quick": Verdict.from_statistic("gap", 0.5, (0.4, 0.6), 0.3),
+                    module="m", test="t")
+    rep = run_claim(claim, samples=2)
+    j = rep.as_json()
+    assert rep.ok and j["statistics"]["stat[ref]/gap"]["interval"] == [0.05, 0.2]
+    assert j["negative_control"]["statistics"]["gap"]["threshold"] == 0.3
+    json.dumps(j, allow_nan=False)
