@@ -82,6 +82,18 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
                                     ["tests/sparse/test_content.py", "tests/sparse/test_inputs_and_helpers.py"]),
     "theorylab/sparse/connectivity.py": (["sparse.two-hop-coverage", "sparse.bigbird-diameter", "sparse.power-receptive-field"],
                                          ["tests/sparse/test_connectivity.py", "tests/sparse/test_inputs_and_helpers.py"]),
+    "theorylab/ssm/_s4_torch.py": (["ssm.s4-kernel-three-ways", "ssm.s4-convolution-is-recurrence"], ["tests/ssm/test_s4.py"]),
+        # icl and lowrank: the exact constructions and the closed-form/statistical claims
+    "theorylab/icl/constructions.py": (["icl.lsa-layer-is-gd-step", "icl.sherman-morrison-ridge", "icl.ridge-is-bayes-posterior-mean"],
+                                       ["tests/icl/test_constructions.py"]),
+    "theorylab/icl/prequential.py": (["icl.prequential-code-is-evidence", "icl.prequential-complexity-d-log-n",
+                                      "icl.bma-regret-at-most-log-k", "icl.bma-average-regret-1-over-t"],
+                                     ["tests/icl/test_prequential.py"]),
+    "theorylab/lowrank/bounded_entries.py": (["lowrank.polynomial-kernel-factorization", "lowrank.taylor-truncation-bound",
+                                              "lowrank.eps-rank-threshold"], ["tests/lowrank/test_bounded_entries.py"]),
+    "theorylab/lowrank/linformer.py": (["lowrank.linformer-exact-projection", "lowrank.linformer-error-free-of-n"],
+                                       ["tests/lowrank/test_linformer.py"]),
+    "theorylab/lowrank/lora.py": (["lowrank.lora-factored-gradients", "lowrank.nola-parameter-count"], ["tests/lowrank/test_lora.py"]),
     # core: what turns measurements into verdicts
     "theorylab/claims.py": (["ssm.ssd-linear-attention"], ["tests/core/test_claims.py", "tests/core/test_cli.py"]),
     "theorylab/checks.py": (["ssm.ssd-linear-attention"], ["tests/core/test_claims.py"]),
