@@ -190,3 +190,14 @@ def test_extreme_decays_underflow_the_gate_products():
     assert np.abs(p["a"]).max() <= 1.0 and np.abs(p["a"]).min() < 1e-20
     prods = np.cumprod(p["a"], axis=1)  # the ratio-of-cumulative-products form would divide these
     assert np.any(prods == 0)
+
+
+@pytest.mark.parametrize("dk", [1, 4, 16])
+def test_gateloop_inputs_follow_their_stated_distribution(dk):
+    """q, k ~ N(0, 1/dk), v ~ N(0, 1), |a| in [0.5, 1] (moderate): the logit scale the claims rely on."""
+    p = make_gateloop_inputs(np.random.default_rng(dk), batch=4, length=512, heads=2, dk=dk, dv=3)
+    for name in ("q", "k"):
+        assert abs(p[name].var() * dk - 1.0) < 0.1, (name, p[name].var() * dk)
+    assert abs(p["v"].var() - 1.0) < 0.1
+    mod = np.abs(p["a"])
+    assert mod.min() >= 0.5 and mod.max() <= 1.0
