@@ -92,12 +92,14 @@ def _requires_grad(x) -> bool:
 def resolve_backend(backend, inputs=(), *, valid=("ref", "numba", "torch")) -> str:
     """Resolve ``backend`` (a name or ``"auto"``) for ``inputs`` under the module rule above.
 
-    ``inputs`` should hold every array argument: a tensor among them that requires grad is
-    refused on any backend but ``"torch"`` (the differentiable one)."""
+    ``inputs`` should hold every array argument, as a sequence or as ``{name: array}`` (then
+    errors name the argument): a tensor among them that requires grad is refused on any
+    backend but ``"torch"`` (the differentiable one)."""
+    named = dict(inputs) if isinstance(inputs, dict) else {f"array argument #{i + 1}": x for i, x in enumerate(inputs)}
     if not isinstance(backend, str):
         raise TypeError(f"backend must be a string, one of {['auto', *valid]}; got {type(backend).__name__}")
     if backend == "auto":
-        if any_tensor(*inputs):
+        if any_tensor(*named.values()):
             backend = "torch"
         elif "numba" in valid and numba_available():
             backend = "numba"
@@ -108,11 +110,12 @@ def resolve_backend(backend, inputs=(), *, valid=("ref", "numba", "torch")) -> s
     check = _AVAILABLE.get(backend)
     if check is not None and not check():
         raise ValueError(f"backend {backend!r} is not available: the package {backend!r} is not installed")
-    if backend != "torch" and any(_requires_grad(x) for x in inputs if x is not None):
+    grads = [f"{name} (shape {tuple(x.shape)})" for name, x in named.items() if x is not None and _requires_grad(x)]
+    if backend != "torch" and grads:
         fix = "use backend='torch' (differentiable) or detach the inputs" if "torch" in valid else \
             "no backend of this function is differentiable; detach the inputs"
-        raise ValueError(f"an input tensor requires grad, but backend {backend!r} would detach it and return an "
-                         f"output without a graph; {fix}")
+        raise ValueError(f"input tensor {', '.join(grads)} requires grad, but backend {backend!r} would detach it "
+                         f"and return an output without a graph; {fix}")
     return backend
 
 

@@ -226,8 +226,9 @@ def test_requires_grad_is_refused_off_torch_for_every_argument(name, key):
     for backend in SPECS[name][4]:
         if backend == "torch":
             continue
-        with pytest.raises(ValueError, match="requires grad.*backend='torch'"):
+        with pytest.raises(ValueError, match="requires grad.*backend='torch'") as err:
             _call(name, t, backend, **t)
+        assert key.split("_")[0] in str(err.value) and str(tuple(t[key].shape)) in str(err.value), str(err.value)
 
 
 @pytest.mark.parametrize("name", list(SPECS))

@@ -140,7 +140,7 @@ def attention(q, k, v, pattern: Pattern, *, scale=None, backend="auto"):
     bfloat16 / float16 tensors are computed in float32 on the torch path.
     """
     kind, scale = _validate(q, k, v, pattern, scale)
-    backend = resolve_backend(backend, (q, k, v), valid=BACKENDS)
+    backend = resolve_backend(backend, {"q": q, "k": k, "v": v}, valid=BACKENDS)
     if backend == "ref":
         out = attention_ref(q, k, v, pattern, scale)
     elif backend == "numba":

@@ -214,7 +214,7 @@ def ssd(X, log_a, B, C, *, chunk_size=64, backend="auto"):
     NaN or inf in them makes it): scanning 3 large inputs first would cost as much as the
     computation.
     """
-    backend = resolve_backend(backend, (X, log_a, B, C), valid=BACKENDS)
+    backend = resolve_backend(backend, {"X": X, "log_a": log_a, "B": B, "C": C}, valid=BACKENDS)
     late = ("X", "B", "C") if backend == "numba" else ()
     _validate(X, log_a, B, C, scan=tuple(k for k in ("X", "log_a", "B", "C") if k not in late))
     Q = _check_chunk_size(chunk_size)
@@ -244,7 +244,7 @@ def ssd_matrix(log_a, B, C, *, backend="auto"):
     torch out on the same device and dtype.
     """
     _validate(None, log_a, B, C, need_x=False)
-    backend = resolve_backend(backend, (log_a, B, C), valid=MATRIX_BACKENDS)
+    backend = resolve_backend(backend, {"log_a": log_a, "B": B, "C": C}, valid=MATRIX_BACKENDS)
     if backend == "torch":
         import torch
 

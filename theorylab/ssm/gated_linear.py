@@ -240,7 +240,7 @@ def gateloop(q, k, v, a, *, initial_state=None, return_final_state=False, chunk_
         V.check_shape("initial_state", initial_state, (b, h, dk, dv), {"q": q.shape, "v": v.shape})
         V.check_finite("initial_state", initial_state)
     chunk_size = V.check_size("chunk_size", chunk_size)
-    backend = resolve_backend(backend, (q, k, v, a, initial_state), valid=BACKENDS)
+    backend = resolve_backend(backend, {"q": q, "k": k, "v": v, "a": a, "initial_state": initial_state}, valid=BACKENDS)
     if backend == "torch":  # half precision computes in float32 / complex64 (see theorylab.ssm._contract)
         import torch
 
@@ -363,7 +363,7 @@ def aft_simple(q, k, v, *, initial_state=None, return_final_state=False, backend
     check_qkv(q, k, v, same_dim=True)
     b, L, h, d = (int(s) for s in q.shape)
     check_state("initial_state", initial_state, (b, h, d, 2), q, {"q": q.shape})
-    backend = resolve_backend(backend, (q, k, v, initial_state), valid=BACKENDS)
+    backend = resolve_backend(backend, {"q": q, "k": k, "v": v, "initial_state": initial_state}, valid=BACKENDS)
     if backend == "torch":  # half precision computes in float32 (see theorylab.ssm._contract)
         y, st = _aft_torch(*upcast(*torch_args(q, k, v, initial_state)))
     elif backend == "numba":

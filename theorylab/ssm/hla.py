@@ -154,7 +154,8 @@ def hla2(q, k, v, *, initial_state=None, return_final_state=False, chunk_size=64
             check_state(f"initial_state {name}", x, shp, q, shapes)
     chunk_size = V.check_size("chunk_size", chunk_size)
     states = () if initial_state is None else tuple(initial_state)
-    backend = resolve_backend(backend, (q, k, v, *states), valid=BACKENDS)
+    arrays = {"q": q, "k": k, "v": v, **dict(zip(("initial_state S", "initial_state C", "initial_state G"), states))}
+    backend = resolve_backend(backend, arrays, valid=BACKENDS)
     if backend == "torch":  # half precision computes in float32 (see theorylab.ssm._contract)
         qt, kt, vt, *st = upcast(*torch_args(q, k, v, *states))
         if initial_state is None:

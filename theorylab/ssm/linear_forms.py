@@ -237,7 +237,7 @@ def _run(q, k, v, feature_map, normalize, initial_state, backend, chunk_size, p=
     dv = int(v.shape[3])
     check_state("initial_state", initial_state, (b, h, dk, dv + 1), q, {"q": q.shape, "v": v.shape})
     chunk_size = V.check_size("chunk_size", chunk_size)
-    backend = resolve_backend(backend, (q, k, v, initial_state), valid=BACKENDS)
+    backend = resolve_backend(backend, {"q": q, "k": k, "v": v, "initial_state": initial_state}, valid=BACKENDS)
     scale = _stabilizer(L, p, position_offset)[None, :, None, None] if p != 0 else None  # (1, L, 1, 1)
     if backend == "torch":  # half precision computes in float32 (see theorylab.ssm._contract)
         import torch

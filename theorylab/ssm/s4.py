@@ -144,7 +144,7 @@ def discretize_bilinear(A, B, dt, *, backend="auto"):
     numpy in -> numpy out of the input dtype; torch in -> torch out (device, dtype).
     """
     _check_ssm(A, B, _NO_C, dt)
-    backend = resolve_backend(backend, (A, B, dt), valid=BACKENDS)
+    backend = resolve_backend(backend, {"A": A, "B": B, "dt": dt}, valid=BACKENDS)
     if backend == "torch":
         from ._s4_torch import discretize_bilinear_torch
 
@@ -157,7 +157,7 @@ def discretize_bilinear(A, B, dt, *, backend="auto"):
 def _kernel(ref_fn, torch_name, A, B, C, dt, L, backend):
     _check_ssm(A, B, C, dt)
     L = _check_size("L", L)
-    backend = resolve_backend(backend, (A, B, C, dt), valid=BACKENDS)
+    backend = resolve_backend(backend, {"A": A, "B": B, "C": C, "dt": dt}, valid=BACKENDS)
     if backend == "torch":
         from . import _s4_torch
 
@@ -253,7 +253,8 @@ def s4_kernel_dplr(Lam, P, B, C, dt, L: int, *, c_tilde=None, backend="auto"):
     """
     _check_dplr(Lam, P, B, C, dt, c_tilde)
     L = _check_size("L", L)
-    backend = resolve_backend(backend, (Lam, P, B, C, dt, c_tilde), valid=BACKENDS)
+    backend = resolve_backend(
+        backend, {"Lam": Lam, "P": P, "B": B, "C": C, "dt": dt, "c_tilde": c_tilde}, valid=BACKENDS)
     if backend == "torch":
         import torch
 
@@ -304,7 +305,8 @@ def s4_recurrence(u, A, B, C, dt, D=None, *, initial_state=None, return_final_st
         if v is not None:
             V_.check_shape(name, v, shape, {"u": u.shape, "B": B.shape, name: v.shape})
             V_.check_finite(name, v)
-    backend = resolve_backend(backend, (u, A, B, C, dt, D, initial_state), valid=BACKENDS)
+    backend = resolve_backend(
+        backend, {"u": u, "A": A, "B": B, "C": C, "dt": dt, "D": D, "initial_state": initial_state}, valid=BACKENDS)
     if backend == "torch":
         import torch
 
@@ -352,7 +354,7 @@ def s4_convolve(u, K, D=None, *, backend="auto"):
     if D is not None:
         V_.check_shape("D", D, (h,), {**shapes, "D": D.shape})
         V_.check_finite("D", D)
-    backend = resolve_backend(backend, (u, K, D), valid=BACKENDS)
+    backend = resolve_backend(backend, {"u": u, "K": K, "D": D}, valid=BACKENDS)
     if backend == "torch":
         from ._s4_torch import convolve_torch
 

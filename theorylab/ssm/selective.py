@@ -171,7 +171,8 @@ def selective_scan(x, delta, A, B, C, D=None, *, initial_state=None, return_fina
     out on the same device and dtype.
     """
     _validate(x, delta, A, B, C, D, initial_state)
-    backend = resolve_backend(backend, (x, delta, A, B, C, D, initial_state), valid=BACKENDS)
+    backend = resolve_backend(
+        backend, {"x": x, "delta": delta, "A": A, "B": B, "C": C, "D": D, "initial_state": initial_state}, valid=BACKENDS)
     if backend == "torch":  # half precision computes in float32 (see theorylab.ssm._contract)
         from ._selective_torch import selective_scan_torch
 
@@ -196,7 +197,7 @@ def selective_attention_matrix(delta, A, B, C, *, backend="auto"):
     in compiled code), ``"torch"`` (the ref's vectorized form in torch; differentiable).
     """
     _validate(None, delta, A, B, C, need_x=False)
-    backend = resolve_backend(backend, (delta, A, B, C), valid=BACKENDS)
+    backend = resolve_backend(backend, {"delta": delta, "A": A, "B": B, "C": C}, valid=BACKENDS)
     if backend == "torch":  # half precision computes in float32
         from ._selective_torch import selective_attention_matrix_torch
 
