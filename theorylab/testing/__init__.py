@@ -13,6 +13,14 @@ Typical use (a pytest test in your project)::
             dtype="float32",
         )
 
+The kernel authors' kit -- references with the peers' own signatures and layouts, built on
+theorylab's functions and differentiable, so ``assert_equivalent`` checks the backward pass
+too: :func:`selective_scan_ref` (Mamba, :mod:`.mamba`), :func:`mamba_chunk_scan_combined_ref`
+(Mamba-2, :mod:`.mamba2`), :func:`chunk_simple_gla_ref` / :func:`chunk_gla_ref` /
+:func:`chunk_retention_ref` / :func:`chunk_linear_attn_ref` (flash-linear-attention,
+:mod:`.fla`), :func:`fixed_sparse_attention_ref` (per-head fixed sparse pattern,
+:mod:`.sparse_heads`); each with a strategy of valid keyword arguments.
+
 Strategies draw *sizes and a seed* (awkward on purpose: length 1, odd lengths, state 1,
 distinct small dimensions 2/3/5/7 so a transposed axis cannot pass) and build arrays with
 the module's ``make_inputs``; the reference sees the candidate's inputs rounded to its dtype
@@ -22,13 +30,21 @@ and upcast to float64, and the comparison uses the tolerance policy.
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from .tolerances import assert_close
+
+from .equivalence import assert_equivalent, check_example, describe_example, upcast
+from .fla import (chunk_gla_ref, chunk_linear_attn_ref, chunk_retention_ref, chunk_simple_gla_ref, fla_inputs)
+from .mamba import mamba_selective_scan_inputs, selective_scan_ref
+from .mamba2 import mamba2_inputs, mamba_chunk_scan_combined_ref
+from .sparse_heads import fixed_sparse_attention_ref, sparse_heads_inputs
 
 __all__ = ["awkward_sizes", "seeds", "selective_scan_inputs", "linear_attention_sizes", "segmented_run", "assert_equivalent",
-           "CORRUPTIONS", "corrupt"]
+           "check_example", "describe_example", "upcast", "CORRUPTIONS", "corrupt",
+           # the kernel authors' kit: drop-in references with the peers' signatures, and their input strategies
+           "selective_scan_ref", "mamba_selective_scan_inputs", "mamba_chunk_scan_combined_ref", "mamba2_inputs",
+           "chunk_simple_gla_ref", "chunk_gla_ref", "chunk_retention_ref", "chunk_linear_attn_ref", "fla_inputs",
+           "fixed_sparse_attention_ref", "sparse_heads_inputs"]
 
 seeds = st.integers(0, 2**32 - 1)
 SMALL = (1, 2, 3, 5, 7)
@@ -77,29 +93,6 @@ def segmented_run(fn, p: dict, cut: int, **kw):
             y, state = fn(**seg, initial_state=state, return_final_state=True, **kw)
             parts.append(y)
     return np.concatenate(parts, axis=1), state
-
-
-def _upcast(p: dict) -> dict:
-    return {k: (v.astype(np.float64) if isinstance(v, np.ndarray) else v) for k, v in p.items()}
-
-
-def assert_equivalent(candidate, reference, inputs: st.SearchStrategy[dict], *, dtype="float64",
-                      max_examples: int | None = None) -> None:
-    """Run ``candidate(**p)`` against ``reference(**upcast(p))`` on inputs drawn from ``inputs``.
-
-    Raises hypothesis' shrunk counterexample (an ``AssertionError`` with the normwise error
-    and worst index) when the two differ beyond the policy rtol of ``dtype``.
-    """
-
-    @given(p=inputs)
-    def run(p):
-        out = candidate(**p)
-        ref = reference(**_upcast(p))
-        assert_close(out, ref, dtype=dtype, name=getattr(candidate, "__name__", "candidate"))
-
-    if max_examples is not None:
-        run = settings(max_examples=max_examples)(run)
-    run()
 
 
 CORRUPTIONS = ("extra_dim", "drop_dim", "wrong_size", "int_dtype", "complex_dtype", "other_float", "nan", "inf",
