@@ -117,3 +117,13 @@ def test_a_closed_pipe_ends_quietly():
 def test_python_dash_m_entry_point():
     r = subprocess.run([sys.executable, "-m", "theorylab", "list"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "ssm.selective-scan-is-attention" in r.stdout
+
+
+def test_verify_report_writes_markdown_and_refuses_a_bad_path(tmp_path, capsys):
+    path = tmp_path / "verify.md"
+    assert main(["verify", "sparse.nnz-closed-form", "--samples", "1", "--report", str(path)]) == 0
+    text = path.read_text()
+    assert text.startswith("# theorylab verification report") and "`sparse.nnz-closed-form` — holds" in text
+    assert main(["verify", "sparse.nnz-closed-form", "--report", str(tmp_path / "missing" / "r.md")]) == 2
+    assert main(["verify", "sparse.nnz-closed-form", "--report", str(tmp_path)]) == 2
+    assert "give a file name" in capsys.readouterr().err
