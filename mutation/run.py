@@ -164,6 +164,11 @@ def run(module: str, sample: int, seed: int, timeout: float) -> dict:
         subprocess.run(["cosmic-ray", "init", str(work / "cr.toml"), str(db)], cwd=tree, check=True)
         counts = _select(db, sample, seed)
         print(f"[mutation] {module}: {counts}", flush=True)
+        # baseline: the unmutated tree must pass the kill command, or every mutant would count as killed
+        base = subprocess.run(shlex.split(kill_command(claims, tests)), cwd=tree, capture_output=True, timeout=timeout)
+        if base.returncode != 0:
+            raise SystemExit(f"[mutation] {module}: the kill command fails on the unmutated commit {head[:7]}; "
+                             "fix that first (no score recorded)")
         subprocess.run(["cosmic-ray", "exec", str(work / "cr.toml"), str(db)], cwd=tree, check=True)
         dump = subprocess.run(["cosmic-ray", "dump", str(db)], cwd=tree, check=True, capture_output=True, text=True).stdout
     finally:
