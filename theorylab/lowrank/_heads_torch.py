@@ -14,3 +14,30 @@ def attention_heads_torch(X, y, Q, K):
     kx = torch.einsum("...hrd,...nd->...hnr", Kb, X)  # (..., H, N, r)
     w = torch.softmax(torch.einsum("...hr,...hnr->...hn", qy, kx), dim=-1)  # (..., H, N)
     return torch.einsum("...hn,...nd->...hd", w, X)
+
+
+def train_heads_torch(X, y, Q0, K0, *, train: int, steps: int, lr: float) -> float:
+    """Held-out error after full-batch Adam on Q, K (H, r, d) and O (H, d, d) (O starts at 0).
+
+    Deterministic: the initial heads come in as arrays, full batches, no sampling; float64."""
+    import torch
+
+    from ..backends import to_torch
+
+    Xt, yt = to_torch(X), to_torch(y)
+    f = torch.take_along_dim(Xt, (Xt @ yt[..., None])[..., 0].argmax(-1)[..., None, None], dim=-2)[..., 0, :]
+    Q, K = (torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (Q0, K0))
+    H, d = Q.shape[0], Q.shape[-1]
+    O = torch.zeros(H, d, d, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([Q, K, O], lr=lr)
+
+    def err(sl):
+        heads = attention_heads_torch(Xt[sl], yt[sl], Q, K)  # (T, H, d)
+        return ((torch.einsum("hed,thd->te", O, heads) - f[sl]) ** 2).sum(-1).mean()
+
+    for _ in range(steps):
+        opt.zero_grad()
+        err(slice(0, train)).backward()
+        opt.step()
+    with torch.no_grad():
+        return float(err(slice(train, None)))

@@ -35,7 +35,7 @@ from ..backends import is_tensor, like_input, resolve_backend, to_numpy, to_torc
 from ._common import BACKENDS, check_inputs, mismatch
 
 __all__ = ["nearest_point_target", "attention_heads", "attention_heads_ref", "multihead_lowrank",
-           "fit_output_weights", "full_rank_head", "make_inputs"]
+           "fit_output_weights", "lstsq_batched", "full_rank_head", "make_inputs"]
 
 
 def make_inputs(rng: np.random.Generator, *, samples=64, N=8, d=3, batch=(), dtype=np.float64) -> dict:
@@ -130,11 +130,13 @@ def multihead_lowrank(X, y, Q, K, O, *, backend="auto"):
     return np.einsum("...hed,...hd->...e", Ob, heads)
 
 
-def fit_output_weights(X, y, Q, K, *, target=None, rcond=1e-10, backend="auto"):
+def fit_output_weights(X, y, Q, K, *, target=None, rcond=1e-10, method="auto", backend="auto"):
     """Least-squares O (sweep..., H, d, d) of Σ_h O_h head_h ≈ target over the samples axis.
 
     X (sweep..., T, N, d), Q, K (sweep..., H, r, d); ``target`` (sweep..., T, d) defaults to the
-    nearest point.  ONE batched SVD over the sweep axes solves every item:
+    nearest point.  With Φ (sweep..., T, H d) the heads side by side, every item of the sweep is
+    solved at once by :func:`lstsq_batched` (``method``: ``"normal"``/``"auto"`` normal equations
+    with a per-item conditioning check and SVD fallback, ``"svd"`` one batched SVD);
     O = V diag(1/σ) Uᵀ f with σ < rcond σ_max dropped (zero heads padded in are harmless).
     """
     _check(X, y, Q, K)
@@ -142,16 +144,69 @@ def fit_output_weights(X, y, Q, K, *, target=None, rcond=1e-10, backend="auto"):
     f = nearest_point_target(X, y) if target is None else target
     shp = tuple(heads.shape)
     Phi = heads.reshape(shp[:-2] + (shp[-2] * shp[-1],))  # (sweep..., T, H d)
+    W = lstsq_batched(Phi, to_torch(f).to(Phi) if is_tensor(Phi) else np.asarray(f), rcond=rcond, method=method)
+    H, d = shp[-2], shp[-1]
+    W = W.reshape(W.shape[:-2] + (H, d, d))  # rows (h, d_in) -> (H, d_in, d_out)
+    return W.transpose(-1, -2) if is_tensor(W) else np.swapaxes(W, -1, -2)  # O_h maps head -> output
+
+
+COND_MAX = 1e6  # normal equations only where cond_1(ΦᵀΦ) <= 1e6: solution error ~ cond · eps <= ~1e-10
+
+
+def _lstsq_svd(Phi, f, rcond):
+    """Minimum-norm least squares by one batched SVD: V diag(1/σ) Uᵀ f, σ < rcond σ_max dropped."""
     if is_tensor(Phi):
         import torch
 
         U, s, Vh = torch.linalg.svd(Phi, full_matrices=False)
-        inv = torch.where(s > rcond * s[..., :1], 1.0 / s, torch.zeros_like(s))
-        W = Vh.transpose(-1, -2) @ (inv[..., None] * (U.transpose(-1, -2) @ to_torch(f).to(Phi)))  # (sweep..., Hd, d)
-    else:
-        U, s, Vh = np.linalg.svd(Phi, full_matrices=False)
-        inv = np.where(s > rcond * s[..., :1], 1.0 / np.where(s > 0, s, 1.0), 0.0)
-        W = np.swapaxes(Vh, -1, -2) @ (inv[..., None] * (np.swapaxes(U, -1, -2) @ np.asarray(f)))
-    H, d = shp[-2], shp[-1]
-    W = W.reshape(W.shape[:-2] + (H, d, d))  # rows (h, d_in) -> (H, d_in, d_out)
-    return W.transpose(-1, -2) if is_tensor(W) else np.swapaxes(W, -1, -2)  # O_h maps head -> output
+        inv = torch.where(s > rcond * s[..., :1], 1.0 / torch.where(s > 0, s, torch.ones_like(s)), torch.zeros_like(s))
+        return Vh.transpose(-1, -2) @ (inv[..., None] * (U.transpose(-1, -2) @ f))
+    U, s, Vh = np.linalg.svd(Phi, full_matrices=False)
+    inv = np.where(s > rcond * s[..., :1], 1.0 / np.where(s > 0, s, 1.0), 0.0)
+    return np.swapaxes(Vh, -1, -2) @ (inv[..., None] * (np.swapaxes(U, -1, -2) @ f))
+
+
+def lstsq_batched(Phi, f, *, rcond=1e-10, method="auto"):
+    """W (..., P, k) = argmin ||Φ W − f|| for every item of Φ (..., T, P), f (..., T, k).
+
+    ``"normal"`` (= ``"auto"``): G = ΦᵀΦ, W = G⁻¹ Φᵀ f by one batched inverse; each item's exact
+    1-norm condition number ||G||₁ ||G⁻¹||₁ is checked, and items with cond > :data:`COND_MAX`
+    (or singular G: rank-deficient Φ, T < P) are re-solved by the SVD path, so the answer
+    is the minimum-norm solution of :func:`_lstsq_svd` in every case (error model: normal
+    equations lose cond(G) = cond(Φ)² · eps; below 1e6 that is <= 1e-10 relative).
+    ``"svd"``: one batched SVD for all items.  numpy (float64) or torch (differentiable)."""
+    if method not in ("auto", "normal", "svd"):
+        raise ValueError(f"method must be 'auto', 'normal' or 'svd'; got {method!r}")
+    if method == "svd" or Phi.shape[-2] < Phi.shape[-1]:  # fewer samples than features: G is singular
+        return _lstsq_svd(Phi, f, rcond)
+    if is_tensor(Phi):
+        import torch
+
+        G = Phi.transpose(-1, -2) @ Phi  # (..., P, P)
+        Ginv, info = torch.linalg.inv_ex(G)
+        cond = torch.linalg.matrix_norm(G, ord=1) * torch.linalg.matrix_norm(Ginv, ord=1)
+        bad = (info != 0) | ~torch.isfinite(cond) | (cond > COND_MAX)
+        W = Ginv @ (Phi.transpose(-1, -2) @ f)
+        if bool(bad.any()):
+            W = W.clone()
+            W[bad] = _lstsq_svd(Phi[bad], f[bad], rcond)
+        return W
+    G = np.swapaxes(Phi, -1, -2) @ Phi
+    G2 = G.reshape((-1,) + G.shape[-2:])
+    try:
+        Ginv = np.linalg.inv(G2)  # one batched call
+    except np.linalg.LinAlgError:  # an exactly singular item: invert the others one by one, NaN marks it
+        Ginv = np.full_like(G2, np.nan)
+        for i, g in enumerate(G2):
+            try:
+                Ginv[i] = np.linalg.inv(g)
+            except np.linalg.LinAlgError:
+                pass
+    Ginv = Ginv.reshape(G.shape)
+    with np.errstate(invalid="ignore", over="ignore"):
+        cond = np.abs(G).sum(-2).max(-1) * np.abs(Ginv).sum(-2).max(-1)  # ||G||₁ ||G⁻¹||₁ (..,)
+        W = Ginv @ (np.swapaxes(Phi, -1, -2) @ f)
+    bad = ~np.isfinite(cond) | (cond > COND_MAX)
+    if bad.any():
+        W[bad] = _lstsq_svd(Phi[bad], f[bad], rcond)
+    return W
