@@ -26,7 +26,7 @@ import numpy as np
 
 from theorylab import sparse
 from theorylab.benchmarking import timeit
-from theorylab.experiment import run_experiment
+from theorylab.experiment import Cells, run_experiment
 
 STEM = "sparse_block_density"
 
@@ -78,25 +78,47 @@ def _timed_ratio(pattern, n: int, d: int, repeat: int, seed: int, torch) -> floa
     return float(np.median(times["dense"]) / np.median(times["sparse"]))
 
 
-def compute(cfg: Config) -> dict:
-    n, b, seed = cfg.length, cfg.block, cfg.seeds[0]
-    pats = {
+def _patterns(cfg: Config) -> dict:
+    return {
         f"strided l={cfg.stride}": sparse.strided(cfg.stride),
         f"fixed l={cfg.stride}, c={cfg.fixed_c}": sparse.fixed(cfg.stride, cfg.fixed_c),
         f"window w={cfg.window}": sparse.sliding_window(cfg.window),
-        f"bigbird w={cfg.window}, g=2, r=3": sparse.bigbird(cfg.window, 2, 3, seed),
+        f"bigbird w={cfg.window}, g=2, r=3": sparse.bigbird(cfg.window, 2, 3, cfg.seeds[0]),
         "power attention": sparse.power_attention(),
     }
-    nominal = {name: p.density(n) for name, p in pats.items()}
-    block = {name: p.block_density(n, b) for name, p in pats.items()}
-    speedup = {name: _speedup(p, n, cfg.head_dim, cfg.repeat, seed, cfg.threads) for name, p in list(pats.items())[:2]}
+
+
+TIMED = 2  # the first two patterns (strided, fixed) get a measured speedup
+
+
+def cells(cfg: Config) -> list[dict]:
+    """The densities (exact counts) in one cell; one timed speedup per pattern."""
+    return [{"panel": "density"}] + [{"panel": "speedup", "pattern": name} for name in list(_patterns(cfg))[:TIMED]]
+
+
+def compute_cell(cfg: Config, cell: dict) -> dict:
+    n, b, seed = cfg.length, cfg.block, cfg.seeds[0]
+    pats = _patterns(cfg)
+    if cell["panel"] == "speedup":
+        return {"speedup": _speedup(pats[cell["pattern"]], n, cfg.head_dim, cfg.repeat, seed, cfg.threads)}
     sweep = {"nominal": [], "block": []}
     for m in cfg.sweep:
         p = sparse.strided(math.isqrt(m - 1) + 1)
         sweep["nominal"].append(p.density(m))
         sweep["block"].append(p.block_density(m, b))
-    return {"length": n, "block": b, "nominal": nominal, "block_density": block, "speedup": speedup,
-            "sweep_n": list(cfg.sweep), "sweep": sweep}
+    return {"nominal": {name: p.density(n) for name, p in pats.items()},
+            "block_density": {name: p.block_density(n, b) for name, p in pats.items()}, "sweep": sweep}
+
+
+def assemble(cfg: Config, results: list) -> dict:
+    dens = results[0]
+    speedup = {c["pattern"]: r["speedup"] for c, r in zip(cells(cfg)[1:], results[1:])}
+    return {"length": cfg.length, "block": cfg.block, "nominal": dens["nominal"], "block_density": dens["block_density"],
+            "sweep_n": list(cfg.sweep), "sweep": dens["sweep"],
+            "timings": {"speedup": speedup}}  # measured dense / sparse time ratios
+
+
+compute = Cells(cells, compute_cell, assemble)
 
 
 def plot(data: dict, path) -> None:
@@ -108,9 +130,10 @@ def plot(data: dict, path) -> None:
     x = np.arange(len(names))
     ax.bar(x - 0.2, [data["nominal"][k] for k in names], 0.4, label="nominal density nnz / (n(n+1)/2)")
     ax.bar(x + 0.2, [data["block_density"][k] for k in names], 0.4, label=f"block density ({data['block']}x{data['block']} tiles)")
+    speedup = data["timings"]["speedup"]
     for i, k in enumerate(names):
-        if k in data["speedup"]:
-            ax.annotate(f"fold and merge:\n{data['speedup'][k]:.1f}x vs dense", (i, data["block_density"][k]),
+        if k in speedup:
+            ax.annotate(f"fold and merge:\n{speedup[k]:.1f}x vs dense", (i, data["block_density"][k]),
                         textcoords="offset points", xytext=(0, 4), ha="center", fontsize=7)
     ax.set_xticks(x, names, rotation=15, fontsize=7)
     ax.set(yscale="log", ylim=(1e-3, 3), ylabel="fraction of dense causal work",

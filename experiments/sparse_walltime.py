@@ -22,7 +22,7 @@ import numpy as np
 from theorylab import sparse
 from theorylab.benchmarking import timeit
 from theorylab.checks import fit_loglog_slope
-from theorylab.experiment import progress, run_experiment
+from theorylab.experiment import Cells, run_experiment
 
 STEM = "sparse_walltime"
 
@@ -51,7 +51,12 @@ def _median_interleaved(fns: dict, repeat: int) -> dict:
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
-def compute(cfg: Config) -> dict:
+def cells(cfg: Config) -> list[dict]:
+    """One cell per length n (every seed and method at that n)."""
+    return [{"n": n} for n in cfg.lengths]
+
+
+def compute_cell(cfg: Config, cell: dict) -> dict:
     import torch
 
     import numba
@@ -61,39 +66,44 @@ def compute(cfg: Config) -> dict:
         torch.set_num_threads(cfg.threads)
         numba.set_num_threads(cfg.threads)
     try:
-        return _measure(cfg, torch)
+        return {"times": _measure(cfg, cell["n"], torch), "torch_threads": torch.get_num_threads()}
     finally:
         torch.set_num_threads(saved[0])
         numba.set_num_threads(saved[1])
 
 
-def _measure(cfg: Config, torch) -> dict:
+def _measure(cfg: Config, n: int, torch) -> dict:
+    """Seconds per call of each method at length n, per seed."""
     sdpa = torch.nn.functional.scaled_dot_product_attention
-    times = {m: [] for m in METHODS}  # per method: (lengths, seeds)
+    pattern = sparse.strided(math.isqrt(n - 1) + 1)
+    per = {m: [] for m in METHODS}
     with torch.inference_mode():
-        for n in progress(cfg.lengths, desc="time vs n"):
-            pattern = sparse.strided(math.isqrt(n - 1) + 1)
-            per = {m: [] for m in METHODS}
-            for seed in cfg.seeds:
-                rng = np.random.default_rng(seed)
-                x = {c: rng.standard_normal((1, 1, n, cfg.head_dim)).astype(np.float32) for c in "qkv"}
-                q, k, v = (torch.from_numpy(x[c]) for c in "qkv")
-                fns = {METHODS[0]: lambda: sdpa(q, k, v, is_causal=True),
-                       METHODS[1]: lambda: sparse.attention(q, k, v, pattern, backend="torch")}
-                for fn in fns.values():
-                    fn()  # warm-up
-                t = _median_interleaved(fns, cfg.repeat)
-                numba_fn = lambda: sparse.attention(x["q"], x["k"], x["v"], pattern, backend="numba")  # noqa: E731
-                numba_fn()  # compile / warm-up; timed apart (its spinning threads slow torch)
-                t[METHODS[2]] = timeit(numba_fn, repeat=cfg.repeat, warmup=0)
-                for m in METHODS:
-                    per[m].append(t[m])
+        for seed in cfg.seeds:
+            rng = np.random.default_rng(seed)
+            x = {c: rng.standard_normal((1, 1, n, cfg.head_dim)).astype(np.float32) for c in "qkv"}
+            q, k, v = (torch.from_numpy(x[c]) for c in "qkv")
+            fns = {METHODS[0]: lambda: sdpa(q, k, v, is_causal=True),
+                   METHODS[1]: lambda: sparse.attention(q, k, v, pattern, backend="torch")}
+            for fn in fns.values():
+                fn()  # warm-up
+            t = _median_interleaved(fns, cfg.repeat)
+            numba_fn = lambda: sparse.attention(x["q"], x["k"], x["v"], pattern, backend="numba")  # noqa: E731
+            numba_fn()  # compile / warm-up; timed apart (its spinning threads slow torch)
+            t[METHODS[2]] = timeit(numba_fn, repeat=cfg.repeat, warmup=0)
             for m in METHODS:
-                times[m].append(per[m])
+                per[m].append(t[m])
+    return per
+
+
+def assemble(cfg: Config, results: list) -> dict:
+    times = {m: [r["times"][m] for r in results] for m in METHODS}  # per method: (lengths, seeds)
     half = len(cfg.lengths) // 2
     slopes = {m: fit_loglog_slope(cfg.lengths[half - 1 :], np.median(np.array(v), axis=1)[half - 1 :]) for m, v in times.items()}
-    return {"lengths": list(cfg.lengths), "times": times, "slopes": slopes, "head_dim": cfg.head_dim,
-            "torch_threads": torch.get_num_threads()}
+    return {"lengths": list(cfg.lengths), "head_dim": cfg.head_dim,
+            "timings": {"times": times, "slopes": slopes, "torch_threads": results[0]["torch_threads"]}}
+
+
+compute = Cells(cells, compute_cell, assemble)
 
 
 def plot(data: dict, path) -> None:
@@ -102,17 +112,18 @@ def plot(data: dict, path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.0))
     ns = np.array(data["lengths"])
     ax = axes[0]
-    for i, (m, v) in enumerate(data["times"].items()):
+    tm = data["timings"]
+    for i, (m, v) in enumerate(tm["times"].items()):
         v = np.array(v)  # (lengths, seeds)
-        ax.plot(ns, np.median(v, 1), marker="o", color=f"C{i}", label=f"{m}: slope {data['slopes'][m]:.2f}")
+        ax.plot(ns, np.median(v, 1), marker="o", color=f"C{i}", label=f"{m}: slope {tm['slopes'][m]:.2f}")
         ax.fill_between(ns, v.min(1), v.max(1), color=f"C{i}", alpha=0.25)
     ax.set(xscale="log", yscale="log", xlabel="sequence length n", ylabel="seconds (median; band: seeds)",
            title=f"(a) wall time, strided l = ceil(sqrt n), d = {data['head_dim']}, float32 CPU")
     ax.legend(fontsize=7)
     ax = axes[1]
-    dense = np.median(np.array(data["times"]["dense causal SDPA"]), 1)
-    for i, m in enumerate(list(data["times"])[1:], start=1):
-        ax.plot(ns, dense / np.median(np.array(data["times"][m]), 1), marker="o", color=f"C{i}", label=m)
+    dense = np.median(np.array(tm["times"]["dense causal SDPA"]), 1)
+    for i, m in enumerate(list(tm["times"])[1:], start=1):
+        ax.plot(ns, dense / np.median(np.array(tm["times"][m]), 1), marker="o", color=f"C{i}", label=m)
     ax.axhline(1, c="k", lw=0.8)
     ax.set(xscale="log", yscale="log", xlabel="sequence length n", ylabel="speedup over dense causal SDPA",
            title="(b) measured speedup (same run)")

@@ -18,7 +18,7 @@ import numpy as np
 
 from theorylab.benchmarking import timeit
 from theorylab.checks import fit_loglog_slope
-from theorylab.experiment import progress, run_experiment
+from theorylab.experiment import Cells, run_experiment
 from theorylab.ssm import make_inputs, selective_attention_matrix, selective_scan, selective_scan_ref
 from theorylab.tolerances import compare
 
@@ -46,21 +46,28 @@ QUICK = Config(seeds=(0, 1), error_lengths=(16, 64, 256), state=8, time_lengths=
                time_channels=8, repeat=2)
 
 
+TIME_FORMS = ("numba scan", "torch chunked scan", "materialized M x")
+
+
 def _attn_output(M, x, D):
     return np.einsum("bcts,bsc->btc", M, x) + D * x  # (b, L, c)
 
 
-def compute(cfg: Config) -> dict:
-    # (a) heatmaps: one random instance
-    p = make_inputs(np.random.default_rng(cfg.seeds[0]), length=cfg.heat_length, channels=cfg.heat_channels, state=cfg.state)
-    M = selective_attention_matrix(p["delta"], p["A"], p["B"], p["C"], backend="ref")[0]  # (c, L, L)
+def cells(cfg: Config) -> list[dict]:
+    """The heatmaps, one cell per error length, one per timed length."""
+    return ([{"panel": "heatmap"}] + [{"panel": "error", "L": L} for L in cfg.error_lengths]
+            + [{"panel": "time", "L": L} for L in cfg.time_lengths])
 
-    # (b) error of the attention form vs the scan, float64 and float32
-    errors = {"float64": [], "float32": []}
-    for L in progress(cfg.error_lengths, desc="error vs length"):
+
+def compute_cell(cfg: Config, cell: dict) -> dict:
+    if cell["panel"] == "heatmap":  # (a) one random instance
+        p = make_inputs(np.random.default_rng(cfg.seeds[0]), length=cfg.heat_length, channels=cfg.heat_channels,
+                        state=cfg.state)
+        return {"M": selective_attention_matrix(p["delta"], p["A"], p["B"], p["C"], backend="ref")[0]}  # (c, L, L)
+    if cell["panel"] == "error":  # (b) error of the attention form vs the scan at length L, per seed
         per = {"float64": [], "float32": []}
         for seed in cfg.seeds:
-            q = make_inputs(np.random.default_rng(seed), length=L, channels=cfg.error_channels, state=cfg.state)
+            q = make_inputs(np.random.default_rng(seed), length=cell["L"], channels=cfg.error_channels, state=cfg.state)
             for name, dt in (("float64", np.float64), ("float32", np.float32)):
                 r = {k: v.astype(dt).astype(np.float64) for k, v in q.items()}  # rounded, then upcast
                 y_ref, _ = selective_scan_ref(r["x"], r["delta"], r["A"], r["B"], r["C"], r["D"])
@@ -68,35 +75,41 @@ def compute(cfg: Config) -> dict:
                 Md = selective_attention_matrix(d["delta"], d["A"], d["B"], d["C"], backend="torch")
                 y = _attn_output(Md, d["x"], d["D"]).astype(dt)
                 per[name].append(compare(y, y_ref, dtype=dt).rel_error)
-        for name in errors:
-            errors[name].append(per[name])
+        return per
+    import torch  # (c) seconds per call of each form at length L
 
-    # (c) time vs length
-    times = {"numba scan": [], "torch chunked scan": [], "materialized M x": []}
-    import torch
+    L = cell["L"]
+    q = make_inputs(np.random.default_rng(0), length=L, channels=cfg.time_channels, state=cfg.state, dtype=np.float32)
+    tq = {k: torch.from_numpy(v) for k, v in q.items()}
+    args = [q[k] for k in ("x", "delta", "A", "B", "C", "D")]
+    targs = [tq[k] for k in ("x", "delta", "A", "B", "C", "D")]
+    out = {"numba scan": timeit(lambda: selective_scan(*args, backend="numba"), repeat=cfg.repeat),
+           "torch chunked scan": timeit(lambda: selective_scan(*targs, backend="torch"), repeat=cfg.repeat)}
+    if L <= cfg.time_matrix_max:
+        f = lambda: _attn_output(selective_attention_matrix(*args[1:5], backend="torch"), q["x"], q["D"])  # noqa: E731
+        out["materialized M x"] = timeit(f, repeat=cfg.repeat)
+    return out
 
-    for L in progress(cfg.time_lengths, desc="time vs length"):
-        q = make_inputs(np.random.default_rng(0), length=L, channels=cfg.time_channels, state=cfg.state, dtype=np.float32)
-        tq = {k: torch.from_numpy(v) for k, v in q.items()}
-        args = [q[k] for k in ("x", "delta", "A", "B", "C", "D")]
-        targs = [tq[k] for k in ("x", "delta", "A", "B", "C", "D")]
-        times["numba scan"].append(timeit(lambda: selective_scan(*args, backend="numba"), repeat=cfg.repeat))
-        times["torch chunked scan"].append(timeit(lambda: selective_scan(*targs, backend="torch"), repeat=cfg.repeat))
-        if L <= cfg.time_matrix_max:
-            f = lambda: _attn_output(selective_attention_matrix(*args[1:5], backend="torch"), q["x"], q["D"])  # noqa: E731
-            times["materialized M x"].append(timeit(f, repeat=cfg.repeat))
+
+def assemble(cfg: Config, results: list) -> dict:
+    cs = cells(cfg)
+    errs = [r for c, r in zip(cs, results) if c["panel"] == "error"]
+    timed = [r for c, r in zip(cs, results) if c["panel"] == "time"]
+    times = {k: [r[k] for r in timed if k in r] for k in TIME_FORMS}
     slopes = {}
     for k, v in times.items():
         ns = cfg.time_lengths[: len(v)]
         slopes[k] = fit_loglog_slope(ns[len(ns) // 2 - 1:], v[len(ns) // 2 - 1:])  # upper half: past fixed overheads
     return {
-        "heatmaps": M.tolist(),
+        "heatmaps": results[0]["M"],
         "error_lengths": list(cfg.error_lengths),
-        "errors": errors,
+        "errors": {name: [r[name] for r in errs] for name in ("float64", "float32")},
         "time_lengths": list(cfg.time_lengths),
-        "times": times,
-        "slopes": slopes,
+        "timings": {"times": times, "slopes": slopes},  # wall-clock seconds and the fits to them
     }
+
+
+compute = Cells(cells, compute_cell, assemble)
 
 
 def plot(data: dict, path) -> None:
@@ -127,9 +140,10 @@ def plot(data: dict, path) -> None:
            title="(b) attention form = scan")
     ax.legend(fontsize=7)
     ax = fig.add_subplot(gs[1, half:])
-    for k, v in data["times"].items():
+    tm = data["timings"]
+    for k, v in tm["times"].items():
         ns = data["time_lengths"][: len(v)]
-        ax.plot(ns, v, marker="o", label=f"{k} (slope {data['slopes'][k]:.2f})")
+        ax.plot(ns, v, marker="o", label=f"{k} (slope {tm['slopes'][k]:.2f})")
     ax.set(xscale="log", yscale="log", xlabel="length L", ylabel="seconds", title="(c) cost vs length (float32, CPU)")
     ax.legend(fontsize=7)
     fig.tight_layout()

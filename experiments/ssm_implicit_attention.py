@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theorylab.experiment import run_experiment
+from theorylab.experiment import Cells, run_experiment
 from theorylab.ssm.implicit_attention import LAYERS, apply_implicit_attention, forward, implicit_attention, init_params
 from theorylab.tolerances import compare
 
@@ -43,21 +43,33 @@ def _name(layer, conv, gate):
     return layer + ("" if conv or layer == "rwkv" else " (no conv)") + ("" if gate else " (no gate)")
 
 
-def compute(cfg: Config) -> dict:
-    heat, errors = {}, {}
-    for layer, conv, gate in VARIANTS:
-        errs = []
-        for seed in cfg.seeds:
-            rng = np.random.default_rng(seed)
-            p = init_params(layer, rng, d_model=cfg.d_model, d_inner=cfg.d_inner, state=cfg.state)
-            x = rng.standard_normal((1, cfg.length, cfg.d_model))
-            H, v = implicit_attention(layer, x, p, conv=conv, gate=gate)
-            errs.append(compare(apply_implicit_attention(H, v, p), forward(layer, x, p, conv=conv, gate=gate),
-                                dtype=np.float64).rel_error)
-            if seed == cfg.seeds[0]:
-                heat[_name(layer, conv, gate)] = H[0, cfg.channel].tolist()
-        errors[_name(layer, conv, gate)] = errs
-    return {"heatmaps": heat, "errors": errors, "length": cfg.length}
+def cells(cfg: Config) -> list[dict]:
+    """One cell per layer variant (all seeds)."""
+    return [{"layer": layer, "conv": conv, "gate": gate} for layer, conv, gate in VARIANTS]
+
+
+def compute_cell(cfg: Config, cell: dict) -> dict:
+    layer, conv, gate = cell["layer"], cell["conv"], cell["gate"]
+    errs, heat = [], None
+    for seed in cfg.seeds:
+        rng = np.random.default_rng(seed)
+        p = init_params(layer, rng, d_model=cfg.d_model, d_inner=cfg.d_inner, state=cfg.state)
+        x = rng.standard_normal((1, cfg.length, cfg.d_model))
+        H, v = implicit_attention(layer, x, p, conv=conv, gate=gate)
+        errs.append(compare(apply_implicit_attention(H, v, p), forward(layer, x, p, conv=conv, gate=gate),
+                            dtype=np.float64).rel_error)
+        if seed == cfg.seeds[0]:
+            heat = H[0, cfg.channel].tolist()
+    return {"heatmap": heat, "errors": errs}
+
+
+def assemble(cfg: Config, results: list) -> dict:
+    names = [_name(c["layer"], c["conv"], c["gate"]) for c in cells(cfg)]
+    return {"heatmaps": {n: r["heatmap"] for n, r in zip(names, results)},
+            "errors": {n: r["errors"] for n, r in zip(names, results)}, "length": cfg.length}
+
+
+compute = Cells(cells, compute_cell, assemble)
 
 
 def plot(data: dict, path) -> None:

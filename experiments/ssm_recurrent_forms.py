@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from theorylab.checks import fit_loglog_slope
-from theorylab.experiment import progress, run_experiment
+from theorylab.experiment import Cells, run_experiment
 from theorylab.ssm import aft_simple, gateloop, hla2, linear_attention, make_gateloop_inputs
 from theorylab.ssm.s4_claims import min_time
 from theorylab.tolerances import compare
@@ -91,58 +91,75 @@ class KVCache:
         return int(n * (self.K[0, 0].numel() + self.V[0, 0].numel()) * self.K.element_size())
 
 
-def compute(cfg: Config) -> dict:
+def cells(cfg: Config) -> list[dict]:
+    """One cell per seed: every context of that seed (its inputs are drawn once, at the longest)."""
+    return [{"seed": s} for s in cfg.seeds]
+
+
+def compute_cell(cfg: Config, cell: dict) -> dict:
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one core per measurement: time per token, not parallel speed-up
     try:
-        return _compute(cfg)
+        return _seed_cell(cfg, cell["seed"], first=cell["seed"] == cfg.seeds[0])
     finally:
         torch.set_num_threads(threads)
 
 
-def _compute(cfg: Config) -> dict:
+def _seed_cell(cfg: Config, seed: int, first: bool) -> dict:
+    """Per context: CPU time of one generated token of each form; for the first seed also the
+    bytes kept and the step = parallel-form consistency at the smallest context."""
     import torch
 
     nmax = max(cfg.contexts)
-    times = {f: [[] for _ in cfg.contexts] for f in FORMS}  # [context][seed]
+    times = {f: [] for f in FORMS}  # [context]
     nbytes = {f: [] for f in FORMS}
-    consistency = {f: [] for f in FORMS if f != "softmax KV cache"}
-    for si, seed in enumerate(progress(cfg.seeds, desc="seeds")):
-        p = make_gateloop_inputs(np.random.default_rng(seed), length=nmax + 1, heads=cfg.heads, dk=cfg.dim, dv=cfg.dim,
-                                 dtype=np.float32)
-        t = {key: torch.from_numpy(val) for key, val in p.items()}
-        for ci, n in enumerate(cfg.contexts):
-            ctx = {key: val[:, :n] for key, val in t.items()}
-            nxt = {key: val[:, n:n + 1] for key, val in t.items()}
-            for form in FORMS[:-1]:
-                _, state = _call(form, ctx["q"], ctx["k"], ctx["v"], ctx["a"], None)  # prefill (parallel form)
-                step = lambda: _call(form, nxt["q"], nxt["k"], nxt["v"], nxt["a"], state)  # noqa: E731
-                times[form][ci].append(min_time(step, cfg.repeat))
-                if si == 0:
-                    nbytes[form].append(_nbytes(state))
-                if si == 0 and ci == 0:  # the step continues the prefill exactly (float32 vs float64 ref)
-                    y_step, _ = step()
-                    ref = _call(form, *(p[key][:, : n + 1].astype(np.complex128 if key == "a" else np.float64)
-                                        for key in ("q", "k", "v", "a")), None)[0][:, -1]
-                    consistency[form] = compare(y_step[:, 0].numpy(), ref, dtype=np.float32).rel_error
-            cache = KVCache(ctx["k"], ctx["v"], nmax + 1)
-            times["softmax KV cache"][ci].append(min_time(lambda: cache.step(nxt["q"], nxt["k"], nxt["v"]), cfg.repeat))
-            if si == 0:
-                nbytes["softmax KV cache"].append(cache.nbytes(n))
+    consistency = {}
+    p = make_gateloop_inputs(np.random.default_rng(seed), length=nmax + 1, heads=cfg.heads, dk=cfg.dim, dv=cfg.dim,
+                             dtype=np.float32)
+    t = {key: torch.from_numpy(val) for key, val in p.items()}
+    for ci, n in enumerate(cfg.contexts):
+        ctx = {key: val[:, :n] for key, val in t.items()}
+        nxt = {key: val[:, n:n + 1] for key, val in t.items()}
+        for form in FORMS[:-1]:
+            _, state = _call(form, ctx["q"], ctx["k"], ctx["v"], ctx["a"], None)  # prefill (parallel form)
+            step = lambda: _call(form, nxt["q"], nxt["k"], nxt["v"], nxt["a"], state)  # noqa: E731
+            times[form].append(min_time(step, cfg.repeat))
+            if first:
+                nbytes[form].append(_nbytes(state))
+            if first and ci == 0:  # the step continues the prefill exactly (float32 vs float64 ref)
+                y_step, _ = step()
+                ref = _call(form, *(p[key][:, : n + 1].astype(np.complex128 if key == "a" else np.float64)
+                                    for key in ("q", "k", "v", "a")), None)[0][:, -1]
+                consistency[form] = compare(y_step[:, 0].numpy(), ref, dtype=np.float32).rel_error
+        cache = KVCache(ctx["k"], ctx["v"], nmax + 1)
+        times["softmax KV cache"].append(min_time(lambda: cache.step(nxt["q"], nxt["k"], nxt["v"]), cfg.repeat))
+        if first:
+            nbytes["softmax KV cache"].append(cache.nbytes(n))
+    return {"times": times, "bytes": nbytes, "consistency": consistency}
+
+
+def assemble(cfg: Config, results: list) -> dict:
+    first = results[0]
+    times = {f: [[r["times"][f][ci] for r in results] for ci in range(len(cfg.contexts))] for f in FORMS}  # [context][seed]
     med = {f: [float(np.median(v)) for v in times[f]] for f in FORMS}
     return {
         "contexts": list(cfg.contexts),
-        "times": times,
-        "median_times": med,
-        "time_slopes": {f: fit_loglog_slope(cfg.contexts, med[f]) for f in FORMS},
-        "bytes": nbytes,
-        "bytes_slopes": {f: fit_loglog_slope(cfg.contexts, nbytes[f]) for f in FORMS},
-        "step_consistency_rel_error": consistency,
+        "bytes": first["bytes"],
+        "bytes_slopes": {f: fit_loglog_slope(cfg.contexts, first["bytes"][f]) for f in FORMS},
+        "step_consistency_rel_error": first["consistency"],
         "heads": cfg.heads,
         "dim": cfg.dim,
+        "timings": {  # CPU seconds per token and the fits to them
+            "times": times,
+            "median_times": med,
+            "time_slopes": {f: fit_loglog_slope(cfg.contexts, med[f]) for f in FORMS},
+        },
     }
+
+
+compute = Cells(cells, compute_cell, assemble)
 
 
 def plot(data: dict, path) -> None:
@@ -157,9 +174,10 @@ def plot(data: dict, path) -> None:
            title=f"(a) state vs KV cache ({data['heads']} heads, d = {data['dim']}, float32)")
     ax.legend(fontsize=7)
     ax = axes[1]
-    for i, f in enumerate(data["times"]):
-        t = np.array(data["times"][f]) * 1e6  # (contexts, seeds), microseconds
-        ax.plot(ns, np.median(t, 1), marker="o", color=f"C{i}", label=f"{f} (slope {data['time_slopes'][f]:.2f})")
+    tm = data["timings"]
+    for i, f in enumerate(tm["times"]):
+        t = np.array(tm["times"][f]) * 1e6  # (contexts, seeds), microseconds
+        ax.plot(ns, np.median(t, 1), marker="o", color=f"C{i}", label=f"{f} (slope {tm['time_slopes'][f]:.2f})")
         ax.fill_between(ns, t.min(1), t.max(1), color=f"C{i}", alpha=0.2)
     ax.set(xscale="log", yscale="log", xlabel="context n (tokens)", ylabel="CPU µs per generated token (1 thread)",
            title="(b) time per token: constant vs growing")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from theorylab.checks import fit_loglog_slope
-from theorylab.experiment import progress, run_experiment
+from theorylab.experiment import Cells, run_experiment
 from theorylab.ssm import hippo_dplr, make_s4_inputs, s4_kernel_dplr, s4_kernel_power, s4_kernel_recurrent
 from theorylab.ssm.s4_claims import kernel_times
 
@@ -58,35 +58,59 @@ def _kernels(seed, cfg):
     }
 
 
-def compute(cfg: Config) -> dict:
-    # (a, b) the kernels and their differences
-    K0 = _kernels(cfg.seeds[0], cfg)
-    diffs = {"power": [], "dplr": []}
-    for seed in progress(cfg.seeds, desc="kernels"):
-        K = K0 if seed == cfg.seeds[0] else _kernels(seed, cfg)
-        scale = np.abs(K["recurrent"]).max()
-        for m in diffs:
-            d = np.abs(K[m] - K["recurrent"]).max(axis=0) / scale  # (L,): max over channels
-            diffs[m].append([float(f"{x:.3g}") for x in d])  # 3 digits: enough for a log-scale error plot
-    # (c) time vs L
-    times_L = {m: kernel_times(m, cfg.time_lengths, state=cfg.time_state, channels=cfg.time_channels, repeat=cfg.repeat)
-               for m in progress(METHODS, desc="time vs L")}
-    # (d) time vs N
-    times_N = {m: [kernel_times(m, (cfg.n_length,), state=n, channels=cfg.time_channels, repeat=cfg.repeat)[0]
-                   for n in cfg.n_states] for m in progress(("recurrent", "dplr"), desc="time vs N")}
+def cells(cfg: Config) -> list[dict]:
+    """One cell per seed (kernels and differences), one per method timed against L, one per
+    method timed against N (each times its sizes interleaved, see ``kernel_times``)."""
+    return ([{"panel": "kernels", "seed": s} for s in cfg.seeds] + [{"panel": "time_L", "method": m} for m in METHODS]
+            + [{"panel": "time_N", "method": m} for m in ("recurrent", "dplr")])
+
+
+def compute_cell(cfg: Config, cell: dict) -> dict:
+    m = cell.get("method")
+    if cell["panel"] == "time_L":  # (c) CPU seconds vs L
+        return {"times": kernel_times(m, cfg.time_lengths, state=cfg.time_state, channels=cfg.time_channels,
+                                      repeat=cfg.repeat)}
+    if cell["panel"] == "time_N":  # (d) CPU seconds vs N
+        return {"times": [kernel_times(m, (cfg.n_length,), state=n, channels=cfg.time_channels, repeat=cfg.repeat)[0]
+                          for n in cfg.n_states]}
+    K = _kernels(cell["seed"], cfg)  # (a, b) the kernels of one seed and their differences
+    scale = np.abs(K["recurrent"]).max()
+    out = {"diffs": {}}
+    for k in ("power", "dplr"):
+        d = np.abs(K[k] - K["recurrent"]).max(axis=0) / scale  # (L,): max over channels
+        out["diffs"][k] = [float(f"{x:.3g}") for x in d]  # 3 digits: enough for a log-scale error plot
+    if cell["seed"] == cfg.seeds[0]:
+        out["kernels"] = {k: np.vectorize(lambda x: float(f"{x:.6g}"))(K[k][:, :PLOT_LEN]).tolist() for k in METHODS}
+        out["dt"] = K["dt"].tolist()
+    return out
+
+
+def assemble(cfg: Config, results: list) -> dict:
+    by = {}
+    for c, r in zip(cells(cfg), results):
+        by.setdefault(c["panel"], []).append((c, r))
+    first = by["kernels"][0][1]
+    diffs = {k: [r["diffs"][k] for _, r in by["kernels"]] for k in ("power", "dplr")}
+    times_L = {c["method"]: r["times"] for c, r in by["time_L"]}
+    times_N = {c["method"]: r["times"] for c, r in by["time_N"]}
     half = len(cfg.n_states) // 2 - 1  # fit the upper part: per-call overheads flatten small sizes
     return {
-        "kernels": {m: np.vectorize(lambda x: float(f"{x:.6g}"))(K0[m][:, :PLOT_LEN]).tolist() for m in METHODS},
-        "dt": K0["dt"].tolist(),
+        "kernels": first["kernels"],
+        "dt": first["dt"],
         "diffs": diffs,
         "time_lengths": list(cfg.time_lengths),
-        "times_L": times_L,
-        "slopes_L": {m: fit_loglog_slope(cfg.time_lengths, t) for m, t in times_L.items()},
         "n_states": list(cfg.n_states),
-        "times_N": times_N,
-        "slopes_N": {m: fit_loglog_slope(cfg.n_states[half:], t[half:]) for m, t in times_N.items()},
-        "max_rel_diff": {m: float(np.max(v)) for m, v in diffs.items()},
+        "max_rel_diff": {k: float(np.max(v)) for k, v in diffs.items()},
+        "timings": {  # CPU seconds and the fits to them
+            "times_L": times_L,
+            "slopes_L": {k: fit_loglog_slope(cfg.time_lengths, t) for k, t in times_L.items()},
+            "times_N": times_N,
+            "slopes_N": {k: fit_loglog_slope(cfg.n_states[half:], t[half:]) for k, t in times_N.items()},
+        },
     }
+
+
+compute = Cells(cells, compute_cell, assemble)
 
 
 def plot(data: dict, path) -> None:
@@ -112,13 +136,14 @@ def plot(data: dict, path) -> None:
     ax.set(yscale="log", xlabel="ℓ", ylabel="difference / max |K_rec|", title="(b) the three methods agree (float64)")
     ax.legend(fontsize=7)
     ax = axes[1, 0]
-    for m, t in data["times_L"].items():
-        ax.plot(data["time_lengths"], t, marker="o", label=f"{m} (slope {data['slopes_L'][m]:.2f})")
+    tm = data["timings"]
+    for m, t in tm["times_L"].items():
+        ax.plot(data["time_lengths"], t, marker="o", label=f"{m} (slope {tm['slopes_L'][m]:.2f})")
     ax.set(xscale="log", yscale="log", xlabel="length L", ylabel="CPU seconds", title="(c) kernel cost vs L")
     ax.legend(fontsize=7)
     ax = axes[1, 1]
-    for m, t in data["times_N"].items():
-        ax.plot(data["n_states"], t, marker="o", label=f"{m} (upper slope {data['slopes_N'][m]:.2f})")
+    for m, t in tm["times_N"].items():
+        ax.plot(data["n_states"], t, marker="o", label=f"{m} (upper slope {tm['slopes_N'][m]:.2f})")
     ax.set(xscale="log", yscale="log", xlabel="state size N", ylabel="CPU seconds",
            title="(d) kernel cost vs N (recurrence ~N², DPLR ~N)")
     ax.legend(fontsize=7)

@@ -25,7 +25,7 @@ import numpy as np
 
 from theorylab.benchmarking import timeit
 from theorylab.checks import crossover_length, fit_loglog_slope
-from theorylab.experiment import progress, run_experiment
+from theorylab.experiment import Cells, run_experiment
 from theorylab.ssm import ssd, ssd_matrix
 from theorylab.ssm.duality import make_inputs, ssd_chunked_ref, ssd_ref
 from theorylab.ssm.duality_claims import long_inputs, naive_cumsum_ssd
@@ -59,6 +59,11 @@ QUICK = Config(seeds=(0, 1), rank_states=(1, 2, 4, 6), chunk_length=96, chunk_si
                time_dim=16, repeat=2)
 
 
+CHUNK_FORMS = ("ssd_chunked_ref float64", "torch float64", "numba float64", "torch float32", "numba float32")
+LONG_FORMS = ("torch (stable segsum)", "numba (stable)", "cumsum difference", "exp(cumsum) ratio")
+TIME_FORMS = ("recurrent (numba, one chunk)", "chunked (torch, Q=64)", "quadratic (M X, torch)")
+
+
 def _max_block_rank(M: np.ndarray) -> int:
     """max over k of the numerical rank of M[k:, :k] (singular values > 1e-9 · σ_max)."""
     best = 0
@@ -74,101 +79,123 @@ def _cpu_time(fn, repeat: int) -> float:
     return timeit(fn, repeat=repeat, min_seconds=0.02, clock=time.process_time, reduce=min)
 
 
-def compute(cfg: Config) -> dict:
-    import torch
+def cells(cfg: Config) -> list[dict]:
+    """One cell per point of every panel: the heatmap, each state size, chunk size, long length
+    and timed length."""
+    return ([{"panel": "heatmap"}] + [{"panel": "rank", "N": n} for n in cfg.rank_states]
+            + [{"panel": "chunk", "Q": Q} for Q in cfg.chunk_sizes] + [{"panel": "long", "L": L} for L in cfg.long_lengths]
+            + [{"panel": "time", "L": L} for L in cfg.time_lengths])
 
-    out: dict = {}
-    # (a) heatmap of one head
+
+def compute_cell(cfg: Config, cell: dict) -> dict:
+    return {"heatmap": _heatmap, "rank": _rank, "chunk": _chunk, "long": _long, "time": _time}[cell["panel"]](cfg, cell)
+
+
+def _heatmap(cfg: Config, cell: dict) -> dict:
+    """(a) the SSD matrix of one head."""
     p = make_inputs(np.random.default_rng(cfg.seeds[0]), length=cfg.heat_length, heads=1, state=cfg.heat_state,
                     log_a_range=(-0.4, 0.0))
-    out["heatmap"] = ssd_matrix(p["log_a"], p["B"], p["C"])[0, 0]
+    return {"heatmap": ssd_matrix(p["log_a"], p["B"], p["C"])[0, 0]}
 
-    # (b) semiseparable rank vs state size
-    ranks = {"SSD mask": [], "random lower mask": []}
-    for n in progress(cfg.rank_states, desc="rank vs state"):
-        r_ssd, r_rand = [], []
-        for seed in cfg.seeds:
-            rng = np.random.default_rng(seed)
-            q = make_inputs(rng, length=cfg.rank_length, heads=1, head_dim=1, state=n, log_a_range=(-0.3, 0.0))
-            M = ssd_matrix(q["log_a"], q["B"], q["C"])[0, 0]
-            CB = q["C"][0, :, 0] @ q["B"][0, :, 0].T
-            r_ssd.append(_max_block_rank(M))
-            r_rand.append(_max_block_rank(np.tril(rng.uniform(0.5, 1.0, M.shape)) * CB))
-        ranks["SSD mask"].append(r_ssd)
-        ranks["random lower mask"].append(r_rand)
-    out["rank_states"], out["ranks"], out["rank_length"] = list(cfg.rank_states), ranks, cfg.rank_length
 
-    # (c) chunked vs recurrence, against chunk size
-    chunk_err = {"ssd_chunked_ref float64": [], "torch float64": [], "numba float64": [],
-                 "torch float32": [], "numba float32": []}
-    for Q in progress(cfg.chunk_sizes, desc="error vs chunk size"):
-        row = {k: [] for k in chunk_err}
-        for seed in cfg.seeds:
-            q = make_inputs(np.random.default_rng(seed), length=cfg.chunk_length, heads=2, head_dim=5, state=7)
-            ref = ssd_ref(**q)
-            row["ssd_chunked_ref float64"].append(compare(ssd_chunked_ref(**q, chunk_size=Q), ref).rel_error)
-            q32 = {k: v.astype(np.float32) for k, v in q.items()}
-            ref32 = ssd_ref(*(q32[k].astype(np.float64) for k in ("X", "log_a", "B", "C")))
-            for b in ("torch", "numba"):
-                row[f"{b} float64"].append(compare(ssd(**q, chunk_size=Q, backend=b), ref).rel_error)
-                row[f"{b} float32"].append(compare(ssd(**q32, chunk_size=Q, backend=b), ref32).rel_error)
-        for k in chunk_err:
-            chunk_err[k].append(row[k])
-    out["chunk_sizes"], out["chunk_errors"], out["chunk_length"] = list(cfg.chunk_sizes), chunk_err, cfg.chunk_length
+def _rank(cfg: Config, cell: dict) -> dict:
+    """(b) semiseparable rank at state size N, per seed: the SSD mask and a random lower mask."""
+    r_ssd, r_rand = [], []
+    for seed in cfg.seeds:
+        rng = np.random.default_rng(seed)
+        q = make_inputs(rng, length=cfg.rank_length, heads=1, head_dim=1, state=cell["N"], log_a_range=(-0.3, 0.0))
+        M = ssd_matrix(q["log_a"], q["B"], q["C"])[0, 0]
+        CB = q["C"][0, :, 0] @ q["B"][0, :, 0].T
+        r_ssd.append(_max_block_rank(M))
+        r_rand.append(_max_block_rank(np.tril(rng.uniform(0.5, 1.0, M.shape)) * CB))
+    return {"SSD mask": r_ssd, "random lower mask": r_rand}
 
-    # (d) float32 stability at long lengths, log_a anywhere in [-30, 0]
-    long_err = {"torch (stable segsum)": [], "numba (stable)": [], "cumsum difference": [], "exp(cumsum) ratio": []}
-    for L in progress(cfg.long_lengths, desc="float32 vs length"):
-        row = {k: [] for k in long_err}
-        for seed in cfg.seeds:
-            q = long_inputs(np.random.default_rng(seed), "quick", length=L)  # stretches of decay regimes, float32
-            ref = ssd_ref(*(q[k].astype(np.float64) for k in ("X", "log_a", "B", "C")))
-            outs = {"torch (stable segsum)": ssd(**q, backend="torch"), "numba (stable)": ssd(**q, backend="numba"),
-                    "cumsum difference": naive_cumsum_ssd(**q, mode="difference")}
-            with np.errstate(all="ignore"):
-                outs["exp(cumsum) ratio"] = naive_cumsum_ssd(**q, mode="ratio")
-            for k, v in outs.items():
-                e = compare(v, ref, rtol=1.0).rel_error
-                row[k].append(e if np.isfinite(e) else None)  # None: the output is not finite
-        for k in long_err:
-            long_err[k].append(row[k])
-    out["long_lengths"], out["long_errors"] = list(cfg.long_lengths), long_err
 
-    # (e) time against length: CPU seconds, one thread
+def _chunk(cfg: Config, cell: dict) -> dict:
+    """(c) chunked vs recurrence at chunk size Q, per seed."""
+    Q = cell["Q"]
+    row = {k: [] for k in CHUNK_FORMS}
+    for seed in cfg.seeds:
+        q = make_inputs(np.random.default_rng(seed), length=cfg.chunk_length, heads=2, head_dim=5, state=7)
+        ref = ssd_ref(**q)
+        row["ssd_chunked_ref float64"].append(compare(ssd_chunked_ref(**q, chunk_size=Q), ref).rel_error)
+        q32 = {k: v.astype(np.float32) for k, v in q.items()}
+        ref32 = ssd_ref(*(q32[k].astype(np.float64) for k in ("X", "log_a", "B", "C")))
+        for b in ("torch", "numba"):
+            row[f"{b} float64"].append(compare(ssd(**q, chunk_size=Q, backend=b), ref).rel_error)
+            row[f"{b} float32"].append(compare(ssd(**q32, chunk_size=Q, backend=b), ref32).rel_error)
+    return row
+
+
+def _long(cfg: Config, cell: dict) -> dict:
+    """(d) float32 at length L, log_a anywhere in [-30, 0], per seed."""
+    row = {k: [] for k in LONG_FORMS}
+    for seed in cfg.seeds:
+        q = long_inputs(np.random.default_rng(seed), "quick", length=cell["L"])  # stretches of decay regimes, float32
+        ref = ssd_ref(*(q[k].astype(np.float64) for k in ("X", "log_a", "B", "C")))
+        outs = {"torch (stable segsum)": ssd(**q, backend="torch"), "numba (stable)": ssd(**q, backend="numba"),
+                "cumsum difference": naive_cumsum_ssd(**q, mode="difference")}
+        with np.errstate(all="ignore"):
+            outs["exp(cumsum) ratio"] = naive_cumsum_ssd(**q, mode="ratio")
+        for k, v in outs.items():
+            e = compare(v, ref, rtol=1.0).rel_error
+            row[k].append(e if np.isfinite(e) else None)  # None: the output is not finite
+    return row
+
+
+def _time(cfg: Config, cell: dict) -> dict:
+    """(e) CPU seconds (one thread) of each form at length L."""
     import numba
+    import torch
 
+    L = cell["L"]
     threads = (torch.get_num_threads(), numba.get_num_threads())
     torch.set_num_threads(1)
     numba.set_num_threads(1)
-    times = {"recurrent (numba, one chunk)": [], "chunked (torch, Q=64)": [], "quadratic (M X, torch)": []}
+    out = {}
     try:
-        for L in progress(cfg.time_lengths, desc="time vs length"):
-            q = make_inputs(np.random.default_rng(0), length=L, heads=cfg.time_heads, head_dim=cfg.time_dim,
-                            state=cfg.time_dim, dtype=np.float32)
-            qt = {k: torch.from_numpy(v) for k, v in q.items()}
-            with torch.inference_mode():
-                times["recurrent (numba, one chunk)"].append(
-                    _cpu_time(lambda: ssd(**q, chunk_size=L, backend="numba"), cfg.repeat))
-                times["chunked (torch, Q=64)"].append(
-                    _cpu_time(lambda: ssd(**qt, chunk_size=64, backend="torch"), cfg.repeat))
-                if L <= cfg.time_quadratic_max:
-                    times["quadratic (M X, torch)"].append(_cpu_time(
-                        lambda: torch.einsum("bhts,bshp->bthp", ssd_matrix(qt["log_a"], qt["B"], qt["C"]), qt["X"]),
-                        cfg.repeat))
+        q = make_inputs(np.random.default_rng(0), length=L, heads=cfg.time_heads, head_dim=cfg.time_dim,
+                        state=cfg.time_dim, dtype=np.float32)
+        qt = {k: torch.from_numpy(v) for k, v in q.items()}
+        with torch.inference_mode():
+            out[TIME_FORMS[0]] = _cpu_time(lambda: ssd(**q, chunk_size=L, backend="numba"), cfg.repeat)
+            out[TIME_FORMS[1]] = _cpu_time(lambda: ssd(**qt, chunk_size=64, backend="torch"), cfg.repeat)
+            if L <= cfg.time_quadratic_max:
+                out[TIME_FORMS[2]] = _cpu_time(
+                    lambda: torch.einsum("bhts,bshp->bthp", ssd_matrix(qt["log_a"], qt["B"], qt["C"]), qt["X"]),
+                    cfg.repeat)
     finally:
         torch.set_num_threads(threads[0])
         numba.set_num_threads(threads[1])
-    out["time_lengths"], out["times"] = list(cfg.time_lengths), times
-    # slopes over the four largest lengths of each form (at small L fixed overheads dominate)
-    out["slopes"] = {k: fit_loglog_slope(cfg.time_lengths[: len(v)][-4:], v[-4:]) for k, v in times.items()}
-    # crossover lengths: where the quadratic form stops being the cheaper one
-    names = list(times)
-    out["crossovers"] = {
-        f"{a} = {b}": dict(zip(("length", "how"), crossover_length(cfg.time_lengths, times[a], times[b])))
-        for i, a in enumerate(names) for b in names[i + 1:]
-    }
-    out["sizes"] = {"time_heads": cfg.time_heads, "time_head_dim": cfg.time_dim, "time_state": cfg.time_dim}
     return out
+
+
+def assemble(cfg: Config, results: list) -> dict:
+    by = {}
+    for c, r in zip(cells(cfg), results):
+        by.setdefault(c["panel"], []).append(r)
+    out: dict = {"heatmap": by["heatmap"][0]["heatmap"]}
+    out["rank_states"], out["rank_length"] = list(cfg.rank_states), cfg.rank_length
+    out["ranks"] = {k: [r[k] for r in by["rank"]] for k in ("SSD mask", "random lower mask")}
+    out["chunk_sizes"], out["chunk_length"] = list(cfg.chunk_sizes), cfg.chunk_length
+    out["chunk_errors"] = {k: [r[k] for r in by["chunk"]] for k in CHUNK_FORMS}
+    out["long_lengths"] = list(cfg.long_lengths)
+    out["long_errors"] = {k: [r[k] for r in by["long"]] for k in LONG_FORMS}
+    out["time_lengths"] = list(cfg.time_lengths)
+    out["sizes"] = {"time_heads": cfg.time_heads, "time_head_dim": cfg.time_dim, "time_state": cfg.time_dim}
+    times = {k: [r[k] for r in by["time"] if k in r] for k in TIME_FORMS}
+    # slopes over the four largest lengths of each form (at small L fixed overheads dominate)
+    slopes = {k: fit_loglog_slope(cfg.time_lengths[: len(v)][-4:], v[-4:]) for k, v in times.items()}
+    # crossover lengths: where the quadratic form stops being the cheaper one
+    crossovers = {
+        f"{a} = {b}": dict(zip(("length", "how"), crossover_length(cfg.time_lengths, times[a], times[b])))
+        for i, a in enumerate(TIME_FORMS) for b in TIME_FORMS[i + 1:]
+    }
+    out["timings"] = {"times": times, "slopes": slopes, "crossovers": crossovers}  # CPU seconds and fits to them
+    return out
+
+
+compute = Cells(cells, compute_cell, assemble)
 
 
 def plot(data: dict, path) -> None:
@@ -223,17 +250,18 @@ def plot(data: dict, path) -> None:
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(0.0, 0.93))
 
     ax = axes[1, 1]
-    for k, v in data["times"].items():
+    tm = data["timings"]
+    for k, v in tm["times"].items():
         ns = data["time_lengths"][: len(v)]
-        ax.plot(ns, v, marker="o", label=f"{k}: slope {data['slopes'][k]:.2f} (4 largest L)")
+        ax.plot(ns, v, marker="o", label=f"{k}: slope {tm['slopes'][k]:.2f} (4 largest L)")
     ax.set(xscale="log", yscale="log", xlabel="length L", ylabel="CPU seconds per call (one thread)",
            title=f"(e) cost vs length (heads {data['sizes']['time_heads']}, P = N = {data['sizes']['time_state']})")
     ax.legend(fontsize=7, loc="upper left")
 
     axes[1, 2].axis("off")
     short = lambda name: name.split(" (")[0]  # noqa: E731
-    cross = [f"  {short(a)} = {short(b)}: L ≈ {c['length']:.0f} ({c['how']})"
-             for (a, b), c in ((k.split(" = "), c) for k, c in data.get("crossovers", {}).items())]
+    cross = [f"  {short(a)} = {short(b)}: " + (f"L ≈ {c['length']:.0f} ({c['how']})" if c["length"] is not None else "none")
+             for (a, b), c in ((k.split(" = "), c) for k, c in data["timings"]["crossovers"].items())]
     axes[1, 2].text(0.0, 0.95, "SSD: H_t = a_t H_{t-1} + x_t B_tᵀ,  y_t = H_t C_t\n"
                     "  = (L ∘ C Bᵀ) X,  L[t,s] = Π_{k=s+1..t} a_k\n"
                     "  = chunked: diagonal blocks + chunk states\n"

@@ -4,8 +4,11 @@
 * ``theorylab verify [CLAIM_OR_THEME ...] [--samples N] [--seed S] [--full] [--json]``:
   runs each claim's check on N random instances and its negative control; exits 1 if a
   claim fails, a control is not rejected, or a proof fails.
-* ``theorylab reproduce [EXPERIMENT ...] [--quick] [--out DIR]``: runs experiment
-  scripts, writing ``<stem>.png`` and ``<stem>.json``.
+* ``theorylab reproduce [EXPERIMENT ...] [--quick] [--out DIR] [--cache DIR | --no-cache] [--force]
+  [--jobs N | --scheduler ADDRESS]``: runs experiment scripts cell by cell through the results
+  cache (finished cells are skipped; ``--force`` recomputes), on an executor (in-process, N
+  local processes, a Dask cluster or ``local``), writing ``<stem>.png`` and ``<stem>.json``,
+  then prints a summary table (docs/reproduce.md).
 * ``theorylab bench [NAME ...] [--smoke]``: runs benchmark scripts, printing ratios.
 
 Exit codes: ``0`` every claim holds (or the command succeeded), ``1`` a claim fails, a
@@ -26,7 +29,7 @@ import sys
 from pathlib import Path
 
 from . import claims as C
-from .experiment import check_out_dir, progress, repo_root
+from .experiment import add_run_flags, check_out_dir, progress, repo_root
 
 USAGE_ERROR = 2
 
@@ -148,16 +151,30 @@ def cmd_verify(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
+    from .executors import make_executor, use_executor
+    from .reproduce import summary_table
+
     scripts = _scripts("experiments")
     names = _pick(scripts, args.experiments, "experiment")
-    if args.out is not None:
-        try:
-            check_out_dir(args.out)
-        except ValueError as e:
-            raise _UsageError(str(e)) from None
+    for flag, folder in (("--out", args.out), ("--cache", args.cache)):
+        if folder is not None:
+            try:
+                check_out_dir(folder)
+            except ValueError as e:
+                raise _UsageError(str(e).replace("--out", flag, 1)) from None
     argv = (["--quick"] if args.quick else []) + (["--out", str(args.out)] if args.out else [])
-    for name in progress(names, desc="reproduce"):
-        _run_script(scripts[name], argv)
+    argv += (["--cache", str(args.cache)] if args.cache else []) + (["--no-cache"] if args.no_cache else [])
+    argv += ["--force"] if args.force else []
+    try:
+        executor = make_executor(args.jobs, args.scheduler)
+    except (ValueError, OSError) as e:  # no dask installed, no scheduler at ADDRESS
+        raise _UsageError(f"--scheduler {args.scheduler}: {e}") from None
+    rows = []
+    with use_executor(executor):  # one pool / cluster for every figure
+        _emit(f"reproduce: {len(names)} experiments; executor: {executor.name}")
+        for name in names:
+            rows.append(_run_script(scripts[name], argv))
+    _emit(summary_table(rows))
     return 0
 
 
@@ -196,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("experiments", nargs="*", help="experiment stems (default: all)")
     s.add_argument("--quick", action="store_true", help="small sizes: every figure in a few minutes")
     s.add_argument("--out", type=Path, default=None, help="output folder (default: figures/)")
+    add_run_flags(s)
     s.set_defaults(func=cmd_reproduce)
     s = sub.add_parser("bench", help="run benchmark scripts and print ratios")
     s.add_argument("names", nargs="*", help="benchmark names (default: all)")

@@ -9,19 +9,28 @@ An experiment script is::
     FULL = Config(...)
     QUICK = Config(...)      # the same figure in seconds on 2 CPU cores
 
-    def compute(cfg) -> dict: ...          # all numbers; JSON-serializable
-    def plot(data, path) -> None: ...      # draws the PNG from `data` alone
+    def cells(cfg) -> list[dict]: ...            # the grid: one JSON dict per independent unit
+    def compute_cell(cfg, cell) -> dict: ...     # one cell's numbers (JSON)
+    def assemble(cfg, results) -> dict: ...      # results (in cell order) -> the data
+    compute = Cells(cells, compute_cell, assemble)
+    def plot(data, path) -> None: ...            # draws the PNG from `data` alone
 
     def main(argv=None):
         return run_experiment("<stem>", Config, FULL, QUICK, compute, plot, argv)
 
-``run_experiment`` parses ``--quick``, ``--out DIR`` and the config flags, prints the
-config, runs ``compute``, and writes ``<out>/<stem>.json`` (data + provenance: command,
-config, seeds, package versions, git commit) and ``<out>/<stem>.png`` together: both are
+(a plain ``compute(cfg) -> dict`` also works: it is one cell; see :mod:`theorylab.cells`).
+
+``run_experiment`` parses ``--quick``, ``--out DIR``, the config flags and the run flags
+(``--cache DIR``, ``--no-cache``, ``--force``, ``--jobs N``, ``--scheduler ADDRESS``), prints the
+config, runs the cells through the results cache and an executor
+(:mod:`theorylab.reproduce`, :mod:`theorylab.cache`, :mod:`theorylab.executors`), and writes
+``<out>/<stem>.json`` (``data`` + ``provenance``: command, config, seeds, package versions, git
+commit, seconds, cells computed and cached) and ``<out>/<stem>.png`` together: both are
 written to temporaries and renamed only when both are complete, so an interrupted run leaves
-the previous pair (or none) and never a JSON without its PNG.  ``--out`` is checked before any
-computation.  Files get the mode the umask gives.  The same command gives the same data: all randomness comes from
-the config's seeds.
+the previous pair (or none) and never a JSON without its PNG.  ``--out`` and ``--cache`` are
+checked before any computation.  Files get the mode the umask gives.  The same command gives
+the same ``data`` except its top-level ``timings`` (wall-clock times and what is fitted to
+them): all randomness comes from the config's seeds (:func:`theorylab.reproduce.comparable`).
 """
 
 from __future__ import annotations
@@ -39,7 +48,9 @@ from importlib import metadata
 from pathlib import Path
 
 __all__ = ["strict_json", "run_experiment", "provenance", "progress", "apply_style", "atomic_write", "atomic_write_all", "check_out_dir",
-           "remove_stale_temporaries", "repo_root", "default_out"]
+           "remove_stale_temporaries", "repo_root", "default_out", "default_cache", "Cells"]
+
+from .cells import Cells  # noqa: E402  (re-exported: scripts declare their grid with it)
 
 
 def repo_root() -> Path:
@@ -49,6 +60,11 @@ def repo_root() -> Path:
 
 def default_out() -> Path:
     return repo_root() / "figures"
+
+
+def default_cache() -> Path:
+    """``.theorylab-cache/`` in the checkout (it carries its own ``.gitignore``)."""
+    return repo_root() / ".theorylab-cache"
 
 
 def _git_commit() -> str | None:
@@ -195,10 +211,49 @@ def _field_parser(ftype, default):
     return type(default)
 
 
-def parse_config(stem, Config, FULL, QUICK, argv):
+def _jobs(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--jobs must be an integer >= 1; got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"--jobs must be an integer >= 1; got {v}")
+    return v
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of a run (shared by experiment scripts and ``theorylab reproduce``)."""
+    p.add_argument("--cache", type=Path, default=None, help="results cache folder (default: .theorylab-cache/ in the checkout)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the results cache")
+    p.add_argument("--force", action="store_true", help="recompute every cell (and refresh the cache)")
+    p.add_argument("--jobs", type=_jobs, default=None, help="run cells in N local worker processes")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run cells on a Dask cluster (tcp://host:8786), or 'local' to start a LocalCluster")
+
+
+def open_cache(args, error):
+    """The cache the flags ask for (``None`` for ``--no-cache``); an explicit ``--cache`` that
+    cannot be written is ``error(message)``; an unwritable default only warns."""
+    from .cache import ResultCache
+
+    if args.no_cache:
+        return None
+    cache = ResultCache(args.cache or default_cache())
+    try:
+        cache.prepare()
+    except OSError as e:
+        if args.cache is not None:
+            error(f"--cache {args.cache} is not a writable folder: {e.strerror or e}")
+        sys.stderr.write(f"theorylab: results cache disabled ({cache.root} not writable: {e.strerror or e})\n")
+        return None
+    return cache
+
+
+def parse_config(stem, Config, FULL, QUICK, argv, with_run=False):
     p = argparse.ArgumentParser(prog=stem, description=(Config.__doc__ or "").strip().splitlines()[0] if Config.__doc__ else None)
     p.add_argument("--quick", action="store_true", help="quick mode: the same figure at small sizes")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: figures/)")
+    add_run_flags(p)
     for f in dataclasses.fields(Config):
         default = getattr(FULL, f.name)
         p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=_field_parser(f.type, default), default=None)
@@ -209,25 +264,40 @@ def parse_config(stem, Config, FULL, QUICK, argv):
         p.error(str(e))
     base = QUICK if args.quick else FULL
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
-    return dataclasses.replace(base, **overrides), out, args.quick
+    cfg = dataclasses.replace(base, **overrides)
+    if with_run:
+        return cfg, out, args.quick, args, open_cache(args, p.error)
+    return cfg, out, args.quick
 
 
 def run_experiment(stem, Config, FULL, QUICK, compute, plot, argv=None) -> dict:
-    """Parse flags, compute, write ``<stem>.json`` and ``<stem>.png``; return their paths."""
+    """Parse flags, compute the cells (cache, executor), write ``<stem>.json`` and ``<stem>.png``;
+    return their paths with ``cells`` (total, computed, cached, ...) and ``seconds``."""
+    from .executors import current_executor, make_executor
+    from .reproduce import run_cells
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    cfg, out, quick = parse_config(stem, Config, FULL, QUICK, argv)
+    cfg, out, quick, args, cache = parse_config(stem, Config, FULL, QUICK, argv, with_run=True)
     print(f"[{stem}] {'quick' if quick else 'full'} config: {cfg}", flush=True)
     apply_style()
-    t0 = time.perf_counter()
-    data = compute(cfg)
+    own = args.jobs is not None or args.scheduler is not None
+    executor = make_executor(args.jobs, args.scheduler) if own else (current_executor() or make_executor())
+    try:
+        run = run_cells(stem, compute, cfg, cache=cache, force=args.force, executor=executor, progress=progress)
+    finally:
+        if own:
+            executor.close()
+    data = run.data
     record = {"stem": stem, "quick": quick, "data": data, "provenance": provenance(cfg, [f"experiments/{stem}.py", *argv])}
-    record["provenance"]["seconds"] = round(time.perf_counter() - t0, 2)
+    record["provenance"]["seconds"] = round(run.seconds, 2)
+    record["provenance"]["cells"] = run.summary()
     json_path, png_path = Path(out) / f"{stem}.json", Path(out) / f"{stem}.png"
     remove_stale_temporaries(out, stem)
     text = json.dumps(strict_json(record), indent=1, sort_keys=True, allow_nan=False) + "\n"
     atomic_write_all({png_path: lambda p: plot(data, p), json_path: lambda p: p.write_text(text)})  # both or neither
-    print(f"[{stem}] wrote {png_path} and {json_path} ({record['provenance']['seconds']} s)", flush=True)
-    return {"json": str(json_path), "png": str(png_path)}
+    print(f"[{stem}] wrote {png_path} and {json_path} ({record['provenance']['seconds']} s; cells: {run.computed} computed, "
+          f"{run.cached} cached, {run.executor})", flush=True)
+    return {"json": str(json_path), "png": str(png_path), "stem": stem, "seconds": run.seconds, "cells": run.summary()}
 
 
 def strict_json(o):

@@ -29,12 +29,13 @@ def test_run_experiment_writes_png_and_json_with_provenance(tmp_path):
         plt.close(fig)
 
     paths = run_experiment("toy", Cfg, Cfg(), Cfg(n=2), compute, plot, ["--quick", "--scale", "2.5", "--seeds", "3,4",
-                                                                       "--out", str(tmp_path)])
+                                                                       "--out", str(tmp_path), "--no-cache"])
     rec = json.loads((tmp_path / "toy.json").read_text())
     assert rec["data"] == {"values": [0.0, 2.5]} and rec["quick"] is True
     prov = rec["provenance"]
     assert prov["config"] == {"seeds": [3, 4], "n": 2, "scale": 2.5} and prov["seeds"] == [3, 4]
     assert {"numpy", "torch", "theorylab", "python"} <= set(prov["versions"]) and "git_commit" in prov
+    assert prov["cells"]["total"] == 1 and prov["cells"]["executor"] == "in-process"  # a plain compute is one cell
     assert (tmp_path / "toy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert paths["png"].endswith("toy.png")
     assert not list(tmp_path.glob(".toy*"))  # no temp files left behind
@@ -46,21 +47,24 @@ def test_failed_plot_leaves_no_partial_file(tmp_path):
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError):
-        run_experiment("toy", Cfg, Cfg(), Cfg(), lambda cfg: {}, plot, ["--out", str(tmp_path)])
+        run_experiment("toy", Cfg, Cfg(), Cfg(), lambda cfg: {}, plot, ["--out", str(tmp_path), "--no-cache"])
     assert not (tmp_path / "toy.png").exists() and not list(tmp_path.glob(".toy*"))
 
 
 def test_hidden_attention_figure_quick_is_deterministic(tmp_path):
-    tiny = ["--error-lengths", "4,9", "--time-lengths", "16,32,64", "--time-matrix-max", "32", "--heat-length", "8"]
+    from theorylab.reproduce import comparable
+
+    tiny = ["--error-lengths", "4,9", "--time-lengths", "16,32,64", "--time-matrix-max", "32", "--heat-length", "8",
+            "--no-cache"]
     script = _scripts("experiments")["ssm_hidden_attention"]
-    _run_script(script, ["--quick", "--out", str(tmp_path), *tiny])
-    first = json.loads((tmp_path / "ssm_hidden_attention.json").read_text())["data"]
-    _run_script(script, ["--quick", "--out", str(tmp_path), *tiny])
-    second = json.loads((tmp_path / "ssm_hidden_attention.json").read_text())["data"]
-    for key in ("heatmaps", "errors"):  # the data (not the timings) is the same for the same command
-        assert first[key] == second[key]
-    assert max(max(e) for e in first["errors"]["float64"]) < 1e-10
-    assert max(max(e) for e in first["errors"]["float32"]) < 1e-4
+    first = _run_script(script, ["--quick", "--out", str(tmp_path / "a"), *tiny])
+    second = _run_script(script, ["--quick", "--out", str(tmp_path / "b"), *tiny])
+    assert first["cells"]["computed"] == second["cells"]["computed"] == 6  # heatmap, 2 error and 3 timed lengths
+    assert comparable(first["json"]) == comparable(second["json"])  # all but timings and provenance
+    data = json.loads(open(first["json"]).read())["data"]
+    assert set(data["timings"]) == {"times", "slopes"} and len(data["timings"]["times"]["numba scan"]) == 3
+    assert max(max(e) for e in data["errors"]["float64"]) < 1e-10
+    assert max(max(e) for e in data["errors"]["float32"]) < 1e-4
 
 
 def _toy_plot(data, path):
@@ -68,7 +72,7 @@ def _toy_plot(data, path):
 
 
 def test_a_failed_plot_keeps_the_previous_pair_and_writes_no_json(tmp_path):
-    run_experiment("toy", Cfg, Cfg(), Cfg(), lambda cfg: {"v": 1}, _toy_plot, ["--out", str(tmp_path)])
+    run_experiment("toy", Cfg, Cfg(), Cfg(), lambda cfg: {"v": 1}, _toy_plot, ["--out", str(tmp_path), "--no-cache"])
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
 
     def broken(data, path):
@@ -76,7 +80,7 @@ def test_a_failed_plot_keeps_the_previous_pair_and_writes_no_json(tmp_path):
         raise RuntimeError("interrupted")
 
     with pytest.raises(RuntimeError):
-        run_experiment("toy", Cfg, Cfg(), Cfg(), lambda cfg: {"v": 2}, broken, ["--out", str(tmp_path)])
+        run_experiment("toy", Cfg, Cfg(), Cfg(), lambda cfg: {"v": 2}, broken, ["--out", str(tmp_path), "--no-cache"])
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # old JSON and PNG, nothing else
 
 
@@ -87,7 +91,7 @@ def test_files_get_the_umask_mode_and_stale_temporaries_are_removed(tmp_path):
     (tmp_path / ".toy.tmp.abc123.png").write_bytes(b"")  # what a SIGKILL mid-write leaves
     old = os.umask(0o022)
     try:
-        run_experiment("toy", Cfg, Cfg(), Cfg(), lambda cfg: {"v": 1}, _toy_plot, ["--out", str(tmp_path)])
+        run_experiment("toy", Cfg, Cfg(), Cfg(), lambda cfg: {"v": 1}, _toy_plot, ["--out", str(tmp_path), "--no-cache"])
     finally:
         os.umask(old)
     for name in ("toy.json", "toy.png"):
@@ -97,7 +101,7 @@ def test_files_get_the_umask_mode_and_stale_temporaries_are_removed(tmp_path):
 
 def test_data_files_are_strict_json(tmp_path):
     run_experiment("toy", Cfg, Cfg(), Cfg(), lambda cfg: {"v": [1.0, float("nan"), float("inf")]}, _toy_plot,
-                   ["--out", str(tmp_path)])
+                   ["--out", str(tmp_path), "--no-cache"])
     text = (tmp_path / "toy.json").read_text()
     assert json.loads(text, parse_constant=lambda c: pytest.fail(c))["data"]["v"] == [1.0, None, None]
 
@@ -107,5 +111,5 @@ def test_a_bad_out_fails_before_compute(tmp_path):
     computed = []
     with pytest.raises(SystemExit) as e:
         run_experiment("toy", Cfg, Cfg(), Cfg(), lambda cfg: computed.append(1) or {}, _toy_plot,
-                       ["--out", str(tmp_path / "file")])
+                       ["--out", str(tmp_path / "file"), "--no-cache"])
     assert e.value.code == 2 and computed == []
