@@ -58,7 +58,7 @@ def awkward_sizes(max_length: int = 64, *, small=SMALL) -> st.SearchStrategy[int
 
 def selective_scan_inputs(dtype="float64", max_length: int = 64, max_batch: int = 2) -> st.SearchStrategy[dict]:
     """Keyword arguments ``x, delta, A, B, C, D`` for ``theorylab.ssm.selective_scan``."""
-    from .ssm import make_inputs
+    from ..ssm import make_inputs
 
     @st.composite
     def build(draw):

@@ -29,7 +29,7 @@ of the cotangent).
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from ..tolerances import compare, rtol_for
@@ -38,6 +38,7 @@ __all__ = ["assert_equivalent", "check_example", "describe_example", "upcast"]
 
 _seeds = st.integers(0, 2**32 - 1)
 GRAD_MODES = ("auto", True, False)
+_PHASES = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)  # no "explain": it reruns the kernel many times
 
 
 def _is_tensor(v) -> bool:
@@ -201,7 +202,7 @@ def assert_equivalent(candidate, reference, inputs: st.SearchStrategy[dict], *, 
     if grad not in GRAD_MODES:
         raise ValueError(f"grad must be one of {GRAD_MODES}; got {grad!r}")
 
-    @settings(deadline=None, **({} if max_examples is None else {"max_examples": max_examples}))
+    @settings(deadline=None, phases=_PHASES, **({} if max_examples is None else {"max_examples": max_examples}))
     @given(p=inputs.map(_Example), seed=_seeds)
     def run(p, seed):
         check_example(candidate, reference, dict(p), dtype=dtype, grad=grad, grad_wrt=grad_wrt, rtol=rtol,
