@@ -9,6 +9,8 @@ Measured, float64, same inputs, every prefix length (``prefixes=True``, backend 
 * ``all``: ridge, Bayes posterior mean, minimum-norm least squares, one GD step, averaging and
   3-NN, each at all 40 prefixes, through the public functions (validation included);
 * ``ridge``: :func:`theorylab.icl.ridge_predict` alone (Sherman–Morrison at every prefix);
+* ``lstsq``: :func:`theorylab.icl.lstsq_predict` alone (Greville's recursion, with the Gram
+  pseudo-inverse formed only once an example falls in the span of the earlier ones);
 * ``floor``: one batched ridge solve of the full-length problem only: XᵀX + λI and Xᵀy by
   ``np.matmul``, ``np.linalg.solve``, then X_q w -- what a single prefix costs with numpy;
 * ``per_prefix_solves``: the baseline a user would otherwise write for every prefix: one such
@@ -58,6 +60,7 @@ def main(argv=None) -> dict:
     fns = {
         "all": everything,
         "ridge": lambda: ridge_predict(X, y, Q, LAM, prefixes=True, backend="numba"),
+        "lstsq": lambda: lstsq_predict(X, y, Q, prefixes=True, backend="numba"),
         "floor": floor,
     }
     outs = {k: f() for k, f in fns.items()}  # warm-up: compiles numba
@@ -76,6 +79,7 @@ def main(argv=None) -> dict:
         "max_rel_error_vs_closed_form": err,
         "all_over_floor": t["all"] / t["floor"],
         "ridge_over_floor": t["ridge"] / t["floor"],
+        "lstsq_over_floor": t["lstsq"] / t["floor"],
         "per_prefix_solves_over_ridge": t["per_prefix_solves"] / t["ridge"],
         "best_all_over_floor": best["all"] / best["floor"],
         "target_all_over_floor": TARGET_ALL_OVER_FLOOR,

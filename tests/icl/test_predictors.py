@@ -242,3 +242,40 @@ def test_claims_hold_and_controls_are_rejected():
     for cid in ("icl.sherman-morrison-ridge", "icl.ridge-is-bayes-posterior-mean"):
         r = run_claim(get(cid), samples=2, seed=3)
         assert r.ok and r.control_status == "rejected" and r.control_margin > 1e3, (cid, r.detail)
+
+
+# ---- minimum-norm least squares on awkward prompts: k < d, k = d, k > d, rank-deficient X ----
+def _low_rank_prompt(rng, batch, k, d, rank, m):
+    """X = A C of rank <= ``rank`` with a repeated row and a zero row when k allows: examples in the span."""
+    X = rng.standard_normal((batch, k, rank)) @ rng.standard_normal((batch, rank, d))
+    if k >= 3:
+        X[:, k - 1] = X[:, 0]  # a duplicate
+        X[:, 1] = 0.0  # a zero example
+    return X, rng.standard_normal((batch, k)), rng.standard_normal((batch, m, d))
+
+
+def _cond2(X):
+    """max over prefixes of (s_max / s_min)² over the nonzero singular values (the error growth of Greville)."""
+    worst = 1.0
+    for b in range(X.shape[0]):
+        for j in range(X.shape[1]):
+            s = np.linalg.svd(X[b, : j + 1], compute_uv=False)
+            s = s[s > 1e-9 * s.max()] if s.max() > 0 else s[:0]
+            worst = max(worst, (s[0] / s[-1]) ** 2 if s.size else 1.0)
+    return worst
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(d=DIMS, dk=st.sampled_from((-2, -1, 0, 1, 4)), low=st.booleans(), seed=seeds)
+@example(d=5, dk=0, low=False, seed=0)  # k = d: the interpolation peak
+@example(d=7, dk=4, low=True, seed=1)
+def test_lstsq_on_awkward_prompts_matches_reference_and_pinv(backend, d, dk, low, seed):
+    rng = np.random.default_rng(seed)
+    k = max(1, d + dk)
+    rank = max(1, d // 2) if low else d
+    X, y, Xq = _low_rank_prompt(rng, 3, k, d, rank, 2)
+    ref = lstsq_ref(X, y, Xq)
+    rtol = max(1e-10, 1e-14 * _cond2(X))
+    out = lstsq_predict(X, y, Xq, prefixes=True, backend=backend)
+    assert_close(out, ref, rtol=rtol, name=f"lstsq[{backend}] k={k} d={d} rank<={rank}")
+    assert_close(out, _pinv_prefixes(X, y, Xq), rtol=rtol, name=f"lstsq[{backend}] vs pinv")
