@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 
 
 from .equivalence import assert_equivalent, check_example, describe_example, upcast
-from .fla import (chunk_gla_ref, chunk_linear_attn_ref, chunk_retention_ref, chunk_simple_gla_ref, fla_inputs)
+from .fla import FLA_KINDS, chunk_gla_ref, chunk_linear_attn_ref, chunk_retention_ref, chunk_simple_gla_ref, fla_inputs
 from .mamba import mamba_selective_scan_inputs, selective_scan_ref
 from .mamba2 import mamba2_inputs, mamba_chunk_scan_combined_ref
 from .sparse_heads import fixed_sparse_attention_ref, sparse_heads_inputs
@@ -43,7 +43,7 @@ __all__ = ["awkward_sizes", "seeds", "selective_scan_inputs", "linear_attention_
            "check_example", "describe_example", "upcast", "CORRUPTIONS", "corrupt",
            # the kernel authors' kit: drop-in references with the peers' signatures, and their input strategies
            "selective_scan_ref", "mamba_selective_scan_inputs", "mamba_chunk_scan_combined_ref", "mamba2_inputs",
-           "chunk_simple_gla_ref", "chunk_gla_ref", "chunk_retention_ref", "chunk_linear_attn_ref", "fla_inputs",
+           "chunk_simple_gla_ref", "chunk_gla_ref", "chunk_retention_ref", "chunk_linear_attn_ref", "fla_inputs", "FLA_KINDS",
            "fixed_sparse_attention_ref", "sparse_heads_inputs"]
 
 seeds = st.integers(0, 2**32 - 1)
