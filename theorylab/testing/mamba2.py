@@ -121,7 +121,7 @@ def mamba_chunk_scan_combined_ref(x, dt, A, B, C, chunk_size, D=None, z=None, dt
 
 
 def mamba2_inputs(dtype="float32", *, max_length: int = 17, max_batch: int = 2, max_heads: int = 4,
-                  options: bool = True) -> st.SearchStrategy[dict]:
+                  heads: int | None = None, groups: int | None = None, options: bool = True) -> st.SearchStrategy[dict]:
     """Keyword arguments of :func:`mamba_chunk_scan_combined_ref` (torch tensors), Mamba-2's layouts.
 
     Draws batch, heads (1..max_heads), groups g dividing heads (1 included), headdim P and
@@ -129,14 +129,19 @@ def mamba2_inputs(dtype="float32", *, max_length: int = 17, max_batch: int = 2, 
     often not a multiple), and -- with ``options`` -- D ((heads, P) or (heads,)), z, dt_bias,
     initial_states, dt_softplus, a dt_limit and return_final_states.  x, dt, z, B, C in
     ``dtype``; A, D, dt_bias, initial_states in float32 when ``dtype`` is half precision.
+    ``heads`` / ``groups`` pin those sizes (groups must divide heads).
     Values: Δ in [1e-2, 0.5] before the limit, A = -exp(U[log 0.5, log 4]).
     """
+    if heads is not None and groups is not None and heads % groups:
+        raise ValueError(f"groups must divide heads; got heads={heads}, groups={groups}")
     wdtype = "float32" if dtype in HALF else dtype
 
     @st.composite
     def build(draw):
-        b, h = draw(st.integers(1, max_batch)), draw(st.integers(1, max_heads))
-        g = draw(st.sampled_from([k for k in range(1, h + 1) if h % k == 0]))
+        b = draw(st.integers(1, max_batch))
+        h = heads if heads is not None else draw(st.sampled_from(
+            [k for k in range(1, max_heads + 1) if groups is None or k % groups == 0]))
+        g = groups if groups is not None else draw(st.sampled_from([k for k in range(1, h + 1) if h % k == 0]))
         P, N = draw(st.sampled_from((1, 2, 3, 5))), draw(st.sampled_from((1, 2, 3, 5)))
         L = draw(st.integers(1, max_length))
         rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
