@@ -24,8 +24,9 @@
   :func:`eps_rank_bound` (derived from the Taylor remainder, independent of n) at every n;
   large B = 4 (e^{B²} ~ 9e6 >> 512: below the √log n threshold's n): growing -- slope within
   1 +- 0.3 (rank_ε <= n caps the slope near 1; measured 0.81-0.91).  The library's
-  :func:`eps_rank` on every backend equals a rank found by forming each truncation U_r S_r
-  V_rᵀ explicitly.  Control: the threshold without its scale (||M − M_r||_F <= ε instead of
+  :func:`eps_rank` on every backend (ref, numba, torch) equals a rank found by forming each
+  truncation U_r S_r V_rᵀ explicitly, and the numba and torch ranks of the whole small-B sweep
+  equal the reference's item by item.  Control: the threshold without its scale (||M − M_r||_F <= ε instead of
   ε ||M||_F): on the flat side the rank then grows with n (measured slope 0.24-0.28, rank
   16 > bound 10).
 """
@@ -41,6 +42,7 @@ from ..checks import backends_verdict, call_backend, check_backends, slope_verdi
 from ..claims import Claim, Paper, Proof, Verdict, register
 from ._common import BACKENDS
 from .bounded_entries import (
+    EPS_RANK_BACKENDS,
     eps_rank,
     eps_rank_bound,
     feature_count,
@@ -208,12 +210,18 @@ def _eps_rank_verdict(rng, size, control):
         i = int(rng.integers(0, 4))
         for label, M in (("small B", small_M[i][0]), ("large B", large_M[i][0])):
             want = rank_by_truncation(M, c["eps"])
-            errs = {b: abs(int(call_backend(eps_rank, b, M, c["eps"])) - want) for b in check_backends(BACKENDS)}
+            errs = {b: abs(int(call_backend(eps_rank, b, M, c["eps"])) - want)
+                    for b in check_backends(EPS_RANK_BACKENDS)}
             for b, e in errs.items():
                 key = f"eps_rank[{b}]"
                 prev = parts.get(key)
                 parts[key] = Verdict.from_error(e + (prev.error if prev else 0), 0.0, backend=b,
                                                 detail=f"eps_rank vs explicit truncations, n = {ns[i]}")
+        for b in check_backends(EPS_RANK_BACKENDS):  # the whole batched sweep: every item's rank as the reference's
+            if b != "ref":
+                bad = sum(int(np.sum(call_backend(eps_rank, b, M, c["eps"]) != r)) for M, r in zip(small_M, small_ranks))
+                parts[f"sweep[{b}]"] = Verdict.from_error(bad, 0.0, backend=b,
+                                                          detail=f"{bad} items of the B = {c['B_small']} sweep differ")
     sizes = {"n_min": ns[0], "n_max": ns[-1], "d": c["d"], "eps": c["eps"]}
     return Verdict.combine(parts, sizes=sizes, detail=f"mean ranks small B {small}, large B {large}")
 
