@@ -349,7 +349,10 @@ def _claim_section(r) -> list[str]:
     stats = getattr(r, "statistics", None)
     cstats = getattr(r, "control_statistics", None)
     if stats or cstats:
-        out += ["#### Statistics", ""]
+        out += ["#### Statistics", "",
+                "A statistic is judged by the far end of its interval: for `<=` the verdict's error and "
+                "tolerance are (upper end, threshold), for `>=` they are (threshold, lower end), so "
+                "error <= tolerance reads the same way as elsewhere.", ""]
         if stats:
             out += ["Worst instance of the check:", "", *_statistics_table(stats), ""]
         if cstats:
