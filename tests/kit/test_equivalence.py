@@ -163,3 +163,38 @@ def test_an_output_count_or_shape_mismatch_is_a_failure_not_a_crash():
         check_example(lambda **q: selective_scan_ref(**q)[0], selective_scan_ref, p)
     with pytest.raises(AssertionError, match="differ in shape"):
         check_example(lambda **q: tuple(o.transpose(0, -1) for o in selective_scan_ref(**q)), selective_scan_ref, p)
+
+
+class _ScaledGrad(torch.autograd.Function):
+    """Identity whose backward multiplies the gradient by (1 + eps), or takes its absolute value."""
+
+    @staticmethod
+    def forward(ctx, x, eps, absolute):
+        ctx.eps, ctx.absolute = eps, absolute
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g.abs() if ctx.absolute else g * (1 + ctx.eps)), None, None
+
+
+def _identity_case(eps, absolute=False):
+    inputs = st.just({"x": torch.linspace(-1.0, 1.0, 7, dtype=torch.float64), "y": torch.ones(3, dtype=torch.float64)})
+
+    def cand(x, y):
+        return _ScaledGrad.apply(x, eps, absolute), y * 2
+
+    assert_equivalent(cand, lambda x, y: (x, y * 2), inputs, max_examples=1)
+
+
+def test_the_gradient_tolerance_is_the_policy_rtol():
+    """float64 policy rtol 1e-10: a gradient off by 1e-9 relative fails, one off by 1e-12 passes."""
+    _identity_case(1e-12)
+    with pytest.raises(AssertionError, match=r"backward d/dx: .* relative error 1\.0\d*e-09"):
+        _identity_case(1e-9)
+
+
+def test_the_cotangent_has_both_signs():
+    """A backward that returns |g| is wrong; a cotangent of one sign would let it pass."""
+    with pytest.raises(AssertionError, match="backward d/dx"):
+        _identity_case(0.0, absolute=True)
