@@ -158,8 +158,8 @@ def _check_backward(cand_in, ref_in, names, outs, refs, p, seed, dtype, rtol) ->
                   "differentiably on the inputs); pass grad=False to check the forward pass only", p, seed)
         w = torch.randn(tuple(r.shape), generator=gen, dtype=torch.float64)
         w = w.to(o.dtype if o.is_floating_point() else torch.float64).to(torch.float64)  # round to the candidate's dtype
-        term_c = (torch.real(o.to(torch.complex128 if o.is_complex() else torch.float64)) * w).sum()
-        term_r = (torch.real(r) * w).sum()
+        term_c = (torch.real(o.to(torch.complex128 if o.is_complex() else torch.float64)) * w.to(o.device)).sum()
+        term_r = (torch.real(r) * w.to(r.device)).sum()
         loss_c = term_c if loss_c is None else loss_c + term_c
         loss_r = term_r if loss_r is None else loss_r + term_r
     if loss_r is None:
