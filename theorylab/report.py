@@ -45,11 +45,10 @@ _KEYWORDS = re.compile(r"toleran|rtol|error model|band|threshold|policy|bound", 
 # formatting helpers
 # ---------------------------------------------------------------------------------------
 def _num(x) -> str:
+    """A number for a table: 3 significant digits, ``nan`` / ``inf`` for non-finite or missing values."""
     if x is None:
         return "nan"
-    if isinstance(x, bool):
-        return str(x)
-    if isinstance(x, int):
+    if isinstance(x, int):  # bool included
         return str(x)
     try:
         x = float(x)
@@ -96,16 +95,10 @@ def _anchor(claim_id: str) -> str:
 # tolerance and its error model
 # ---------------------------------------------------------------------------------------
 def _own_doc(fn) -> str:
-    """The docstring written for ``fn`` itself (a partial's function; never a class's or a lambda's)."""
-    while hasattr(fn, "func"):  # functools.partial
-        fn = fn.func
-    if not inspect.isfunction(fn) and not inspect.ismethod(fn):
+    """The docstring written for the function ``fn`` itself (never a class's, e.g. a partial's)."""
+    if not (inspect.isfunction(fn) or inspect.ismethod(fn)) or not fn.__doc__:
         return ""
-    return inspect.cleandoc(fn.__doc__) if fn.__doc__ else ""
-
-
-def _first_paragraph(text: str) -> str:
-    return text.strip().split("\n\n")[0].strip()
+    return inspect.cleandoc(fn.__doc__)
 
 
 def _id_pattern(token: str) -> re.Pattern:
@@ -183,7 +176,7 @@ def error_model(claim) -> list[tuple[str, str]]:
     """
     fn, modname = _home(claim)
     out = []
-    paras = [p.strip() for p in re.split(r"\n\s*\n", _own_doc(claim.check)) if p.strip()]
+    paras = [p.strip() for p in re.split(r"\n\s*\n", _own_doc(fn)) if p.strip()]
     if paras:
         pick = paras[0] if _KEYWORDS.search(paras[0]) else next((p for p in paras if _RULE.search(p)), "")
         if pick:
@@ -234,11 +227,8 @@ def _histogram(finite: list, width: int = 30) -> list[str]:
         lo = math.floor(math.log10(min(pos))) - 1  # one decade of slack each side: log10 rounds
         hi = math.floor(math.log10(max(pos))) + 1
         bins = [(e, sum(1 for x in pos if 10.0**e <= x < 10.0 ** (e + 1))) for e in range(lo, hi + 1)]
-        while bins and bins[0][1] == 0:
-            bins.pop(0)
-        while bins and bins[-1][1] == 0:
-            bins.pop()
-        rows += [(f"[1e{e}, 1e{e + 1})", n) for e, n in bins]
+        used = [i for i, (_, n) in enumerate(bins) if n]  # drop the empty decades at both ends
+        rows += [(f"[1e{e}, 1e{e + 1})", n) for e, n in bins[used[0]:used[-1] + 1]]
     if inf:
         rows.append(("inf (error > 0 = tolerance)", inf))
     top = max((n for _, n in rows), default=1) or 1
@@ -285,8 +275,8 @@ def _statistics_table(stats: dict) -> list[str]:
             except (TypeError, ValueError):
                 held = "?"
             level = st.get("level")
-            rows.append(f"| {_cell(name)} | {_num(st.get('value'))} | [{_num(lo)}, {_num(hi)}] | "
-                        f"{_num(level) if level is None or not isinstance(level, (int, float)) else f'{level:.0%}'} | "
+            level = f"{level:.0%}" if isinstance(level, (int, float)) else _num(level)
+            rows.append(f"| {_cell(name)} | {_num(st.get('value'))} | [{_num(lo)}, {_num(hi)}] | {level} | "
                         f"{'upper' if side == '<=' else 'lower'} bound {side} {_num(thr)} | {held} |")
         else:
             rows.append(f"| {_cell(name)} | {_cell(st)} | | | | |")
@@ -300,12 +290,8 @@ def _claim_section(r) -> list[str]:
     out += [f"**Statement.** {' '.join(c.statement.split())}", "",
             f"**Paper.** {c.paper.cite()}", ""]
     meta = [f"kind: {c.kind}", f"size: {r.size}", f"instances: {r.samples}"]
-    if c.module:
-        meta.append(f"module: `{c.module}`")
-    if c.test:
-        meta.append(f"test: `{c.test}`")
-    if c.experiment:
-        meta.append(f"figure: `figures/{c.experiment}.png`")
+    meta += [f"{k}: `{v}`" for k, v in (("module", c.module), ("test", c.test)) if v]
+    meta += [f"figure: `figures/{c.experiment}.png`"] if c.experiment else []
     out += [" · ".join(meta), ""]
 
     out += ["#### Verdict per backend", "", "| backend | holds | max error | tolerance | error / tolerance |",
