@@ -33,6 +33,8 @@ def check_tensor(name: str, t, shape: tuple | None = None, *, optional=False, la
             raise ValueError(f"{name} must have shape {want}{' ' + layout if layout else ''}; got {tuple(t.shape)}")
     if t.numel() == 0:
         raise ValueError(f"{name} must not be empty; got shape {tuple(t.shape)}")
+    if not bool(torch.isfinite(t.detach()).all()):
+        raise ValueError(f"{name} contains NaN or inf (shape {tuple(t.shape)})")
 
 
 def check_flag(name: str, v) -> bool:
