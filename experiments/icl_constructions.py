@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theorylab.experiment import run_experiment
+from theorylab.experiment import Cells, run_experiment
 from theorylab.icl import (averaging_predict, bayes_predict, gd_predict, knn_predict, lsa_predict, lstsq_predict,
                            make_inputs, ridge_predict)
 from theorylab.icl.predictors import ridge_closed_form
@@ -41,10 +41,9 @@ FULL = Config()
 QUICK = Config(seeds=(0, 1), prompts=200, layers=4)
 
 
-def compute(cfg: Config) -> dict:
+def _predictors(cfg: Config) -> dict:
     lam = cfg.noise**2
-    errs_lsa, errs_sm, mse = [], [], {}
-    preds = {
+    return {
         f"ridge λ=σ²/τ²={lam:g}": lambda X, y, Q: ridge_predict(X, y, Q, lam, prefixes=True),
         "Bayes posterior mean": lambda X, y, Q: bayes_predict(X, y, Q, cfg.noise, 1.0, prefixes=True),
         "least squares (min norm)": lambda X, y, Q: lstsq_predict(X, y, Q, prefixes=True),
@@ -52,27 +51,41 @@ def compute(cfg: Config) -> dict:
         "averaging": lambda X, y, Q: averaging_predict(X, y, Q, prefixes=True),
         "3-NN": lambda X, y, Q: knn_predict(X, y, Q, 3, prefixes=True),
     }
-    for s in cfg.seeds:
-        rng = np.random.default_rng(s)
-        p = make_inputs(rng, batch=cfg.prompts, k=cfg.k, d=cfg.d, m=1, noise=cfg.noise)
-        X, y, Q, yq = p["X"], p["y"], p["Xq"], p["yq"]
-        lr = 0.5 / (1 + cfg.d / cfg.k) / 2
-        errs_lsa.append([compare(lsa_predict(X[:64], y[:64], Q[:64], lr, L, backend="ref"),
-                                 gd_predict(X[:64], y[:64], Q[:64], lr, L, backend="ref")).rel_error
-                         for L in range(1, cfg.layers + 1)])
-        ref = ridge_closed_form(X[:64], y[:64], Q[:64], lam)
-        out = ridge_predict(X[:64], y[:64], Q[:64], lam, prefixes=True, backend="ref")
-        errs_sm.append([compare(out[:, j], ref[:, j]).rel_error for j in range(cfg.k)])
-        for name, f in preds.items():
-            mse.setdefault(name, []).append(((f(X, y, Q)[..., 0] - yq) ** 2).mean(0).tolist())  # (k,)
+
+
+def cells(cfg: Config) -> list[dict]:
+    """One cell per seed: its prompts, the construction errors and every predictor's MSE."""
+    return [{"seed": s} for s in cfg.seeds]
+
+
+def compute_cell(cfg: Config, cell: dict) -> dict:
+    lam = cfg.noise**2
+    rng = np.random.default_rng(cell["seed"])
+    p = make_inputs(rng, batch=cfg.prompts, k=cfg.k, d=cfg.d, m=1, noise=cfg.noise)
+    X, y, Q, yq = p["X"], p["y"], p["Xq"], p["yq"]
+    lr = 0.5 / (1 + cfg.d / cfg.k) / 2
+    lsa = [compare(lsa_predict(X[:64], y[:64], Q[:64], lr, L, backend="ref"),
+                   gd_predict(X[:64], y[:64], Q[:64], lr, L, backend="ref")).rel_error for L in range(1, cfg.layers + 1)]
+    ref = ridge_closed_form(X[:64], y[:64], Q[:64], lam)
+    out = ridge_predict(X[:64], y[:64], Q[:64], lam, prefixes=True, backend="ref")
+    sm = [compare(out[:, j], ref[:, j]).rel_error for j in range(cfg.k)]
+    mse = {name: ((f(X, y, Q)[..., 0] - yq) ** 2).mean(0).tolist() for name, f in _predictors(cfg).items()}  # (k,)
+    return {"lsa": lsa, "sm": sm, "mse": mse}
+
+
+def assemble(cfg: Config, results: list) -> dict:
+    mse = {name: [r["mse"][name] for r in results] for name in results[0]["mse"]}
     return {
         "d": cfg.d, "noise": cfg.noise, "k": list(range(1, cfg.k + 1)), "layers": list(range(1, cfg.layers + 1)),
-        "lsa_vs_gd_rel_error": {"max": np.max(errs_lsa, 0).tolist()},
-        "sherman_morrison_vs_closed_form_rel_error": {"max": np.max(errs_sm, 0).tolist()},
+        "lsa_vs_gd_rel_error": {"max": np.max([r["lsa"] for r in results], 0).tolist()},
+        "sherman_morrison_vs_closed_form_rel_error": {"max": np.max([r["sm"] for r in results], 0).tolist()},
         "mse": {n: {"mean": np.mean(v, 0).tolist(), "min": np.min(v, 0).tolist(), "max": np.max(v, 0).tolist()}
                 for n, v in mse.items()},
         "tolerance": 1e-10,
     }
+
+
+compute = Cells(cells, compute_cell, assemble)
 
 
 def plot(data: dict, path) -> None:

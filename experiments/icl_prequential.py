@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theorylab.experiment import run_experiment
+from theorylab.experiment import Cells, run_experiment
 from theorylab.icl import complexity_split, log_evidence, make_inputs, prequential_log_loss
 from theorylab.icl.prequential_claims import NOISE, TAU, average_regret_curve
 
@@ -41,20 +41,35 @@ FULL = Config()
 QUICK = Config(seeds=(0, 1), dims=(1, 4), doublings=8, prompts=8, split_n=120, tasks=(2, 8))
 
 
-def compute(cfg: Config) -> dict:
-    ns = (cfg.n_min * 2 ** np.arange(cfg.doublings + 1)).tolist()
-    comp = {}
-    for d in cfg.dims:
-        rows = []
-        for s in cfg.seeds:
-            p = make_inputs(np.random.default_rng([s, d]), batch=cfg.prompts, k=ns[-1], d=d, noise=NOISE, tau=TAU)
-            rows.append([float(complexity_split(p["X"][:, :n], p["y"][:, :n], NOISE, TAU, backend="ref")[1].mean())
-                         for n in ns])
-        rows = np.array(rows)
-        top = slice(len(ns) // 2, None)  # the fit over the upper half (64x when doublings = 12)
-        slope = float(np.polyfit(np.log(ns)[top], rows.mean(0)[top], 1)[0])
-        comp[str(d)] = {"mean": rows.mean(0).tolist(), "min": rows.min(0).tolist(), "max": rows.max(0).tolist(),
-                        "slope_upper_half": slope, "law": d / 2}
+def cells(cfg: Config) -> list[dict]:
+    """One cell per dimension d (complexity vs n), one for the split, one per number of tasks K."""
+    return ([{"panel": "complexity", "d": d} for d in cfg.dims] + [{"panel": "split"}]
+            + [{"panel": "regret", "K": K} for K in cfg.tasks])
+
+
+def compute_cell(cfg: Config, cell: dict) -> dict:
+    return {"complexity": _complexity, "split": _split, "regret": _regret}[cell["panel"]](cfg, cell)
+
+
+def _ns(cfg: Config) -> list:
+    return (cfg.n_min * 2 ** np.arange(cfg.doublings + 1)).tolist()
+
+
+def _complexity(cfg: Config, cell: dict) -> dict:
+    ns, d = _ns(cfg), cell["d"]
+    rows = []
+    for s in cfg.seeds:
+        p = make_inputs(np.random.default_rng([s, d]), batch=cfg.prompts, k=ns[-1], d=d, noise=NOISE, tau=TAU)
+        rows.append([float(complexity_split(p["X"][:, :n], p["y"][:, :n], NOISE, TAU, backend="ref")[1].mean())
+                     for n in ns])
+    rows = np.array(rows)
+    top = slice(len(ns) // 2, None)  # the fit over the upper half (64x when doublings = 12)
+    slope = float(np.polyfit(np.log(ns)[top], rows.mean(0)[top], 1)[0])
+    return {"mean": rows.mean(0).tolist(), "min": rows.min(0).tolist(), "max": rows.max(0).tolist(),
+            "slope_upper_half": slope, "law": d / 2}
+
+
+def _split(cfg: Config, cell: dict) -> dict:
     p = make_inputs(np.random.default_rng(cfg.seeds[0]), batch=1, k=cfg.split_n, d=cfg.split_d, noise=NOISE, tau=TAU)
     preq = np.cumsum(prequential_log_loss(p["X"], p["y"], NOISE, TAU, backend="ref")[0])
     split_ns = list(range(1, cfg.split_n + 1, max(1, cfg.split_n // 60)))
@@ -65,17 +80,31 @@ def compute(cfg: Config) -> dict:
         t, c = complexity_split(X, y, NOISE, TAU, backend="ref")
         tr.append(float(t[0]))
         cp.append(float(c[0]))
-    regret = {}
-    for K in cfg.tasks:
-        curves = [average_regret_curve(np.random.default_rng([s, K]), K, 3)[1] for s in cfg.seeds]
-        regret[str(K)] = {"mean": np.mean(curves, 0).tolist(), "min": np.min(curves, 0).tolist(),
-                          "max": np.max(curves, 0).tolist()}
+    return {"d": cfg.split_d, "n": split_ns, "neg_log_evidence": ev, "prequential": preq[np.array(split_ns) - 1].tolist(),
+            "training_error": tr, "complexity": cp,
+            "max_abs_gap_prequential_vs_evidence": float(np.max(np.abs(preq[np.array(split_ns) - 1] - ev)))}
+
+
+def _regret(cfg: Config, cell: dict) -> dict:
+    curves = [average_regret_curve(np.random.default_rng([s, cell["K"]]), cell["K"], 3)[1] for s in cfg.seeds]
+    return {"mean": np.mean(curves, 0).tolist(), "min": np.min(curves, 0).tolist(), "max": np.max(curves, 0).tolist()}
+
+
+def assemble(cfg: Config, results: list) -> dict:
+    comp, regret, split = {}, {}, None
+    for c, r in zip(cells(cfg), results):
+        if c["panel"] == "complexity":
+            comp[str(c["d"])] = r
+        elif c["panel"] == "regret":
+            regret[str(c["K"])] = r
+        else:
+            split = r
     Ts = average_regret_curve(np.random.default_rng(0), 2, 1)[0].tolist()
-    return {"ns": ns, "complexity": comp, "noise": NOISE, "tau": TAU,
-            "split": {"d": cfg.split_d, "n": split_ns, "neg_log_evidence": ev, "prequential": preq[np.array(split_ns) - 1].tolist(),
-                      "training_error": tr, "complexity": cp,
-                      "max_abs_gap_prequential_vs_evidence": float(np.max(np.abs(preq[np.array(split_ns) - 1] - ev)))},
-            "T": Ts, "average_regret": regret}
+    return {"ns": _ns(cfg), "complexity": comp, "noise": NOISE, "tau": TAU, "split": split, "T": Ts,
+            "average_regret": regret}
+
+
+compute = Cells(cells, compute_cell, assemble)
 
 
 def plot(data: dict, path) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from theorylab.checks import fit_loglog_slope
-from theorylab.experiment import run_experiment
+from theorylab.experiment import Cells, run_experiment
 from theorylab.lowrank import eps_rank, polynomial_features
 from theorylab.lowrank.bounded_entries import make_inputs
 
@@ -43,33 +43,45 @@ class Config:
 
 FULL = Config()
 QUICK = Config(seeds=(0, 1), scales=(0.5, 1.5, 4.0), log2_max=7, degrees=(1, 4), points=16)
+BETAS = np.logspace(-2, 1, 13).tolist()
 
 
-def compute(cfg: Config) -> dict:
-    ns = [2**k for k in range(cfg.log2_min, cfg.log2_max + 1)]
-    ranks = {str(B): [] for B in cfg.scales}
-    for n in ns:
-        Ms = []
+def cells(cfg: Config) -> list[dict]:
+    """One cell per n (one batched SVD of every scale and seed), one for the truncation panel."""
+    return [{"panel": "rank", "n": 2**k} for k in range(cfg.log2_min, cfg.log2_max + 1)] + [{"panel": "truncation"}]
+
+
+def compute_cell(cfg: Config, cell: dict) -> dict:
+    if cell["panel"] == "rank":
+        n, Ms = cell["n"], []
         for B in cfg.scales:
             for s in cfg.seeds:
                 p = make_inputs(np.random.default_rng([s, n, int(100 * B)]), n=n, d=cfg.d, B=B)
                 Ms.append(np.exp(p["Q"] @ p["K"].T))
         r = eps_rank(np.stack(Ms), cfg.eps, backend="ref").reshape(len(cfg.scales), len(cfg.seeds))  # one batched SVD
-        for i, B in enumerate(cfg.scales):
-            ranks[str(B)].append(r[i].tolist())
-    slopes = {B: fit_loglog_slope(ns, np.mean(v, axis=1)) for B, v in ranks.items()}
-    betas = np.logspace(-2, 1, 13).tolist()
+        return {"ranks": r.tolist()}  # (scales, seeds)
     trunc = {str(g): [] for g in cfg.degrees}
     bound = {str(g): [] for g in cfg.degrees}
-    for beta in betas:
+    for beta in BETAS:
         p = make_inputs(np.random.default_rng([7, int(1000 * beta)]), n=cfg.points, d=cfg.d, B=math.sqrt(beta))
         S = p["Q"] @ p["K"].T
         for g in cfg.degrees:
             UV = polynomial_features(p["Q"], g) @ polynomial_features(p["K"], g).T
             trunc[str(g)].append(float(np.max(np.abs(np.exp(S) - UV))))
             bound[str(g)].append(math.exp(beta) * beta ** (g + 1) / math.factorial(g + 1))
+    return {"truncation": trunc, "bound": bound}
+
+
+def assemble(cfg: Config, results: list) -> dict:
+    ns = [2**k for k in range(cfg.log2_min, cfg.log2_max + 1)]
+    ranks = {str(B): [r["ranks"][i] for r in results[:-1]] for i, B in enumerate(cfg.scales)}
+    slopes = {B: fit_loglog_slope(ns, np.mean(v, axis=1)) for B, v in ranks.items()}
     return {"n": ns, "ranks": ranks, "slopes": slopes, "thresholds": {str(B): math.exp(B * B) for B in cfg.scales},
-            "beta": betas, "truncation": trunc, "bound": bound, "d": cfg.d, "eps": cfg.eps}
+            "beta": BETAS, "truncation": results[-1]["truncation"], "bound": results[-1]["bound"], "d": cfg.d,
+            "eps": cfg.eps}
+
+
+compute = Cells(cells, compute_cell, assemble)
 
 
 def plot(data: dict, path) -> None:

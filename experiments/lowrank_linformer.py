@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theorylab.experiment import run_experiment
+from theorylab.experiment import Cells, run_experiment
 from theorylab.lowrank import topk_energy
 from theorylab.lowrank.linformer import make_inputs
 from theorylab.lowrank.linformer_claims import sketch_errors
@@ -39,28 +39,43 @@ class Config:
 
 FULL = Config()
 QUICK = Config(seeds=(0, 1), ks=(8, 32), log2_max=9, energy_n=64, scales=(1.0, 4.0))
+ENERGY_K = list(range(1, 65))
 
 
-def compute(cfg: Config) -> dict:
+def cells(cfg: Config) -> list[dict]:
+    """One cell per (k, seed) sketch run, one per seed of the control, one per logit scale."""
+    return ([{"panel": "sketch", "k": k, "seed": s} for k in cfg.ks for s in cfg.seeds]
+            + [{"panel": "control", "seed": s} for s in cfg.seeds] + [{"panel": "energy", "scale": sc} for sc in cfg.scales])
+
+
+def compute_cell(cfg: Config, cell: dict) -> dict:
     ns = [2**k for k in range(cfg.log2_min, cfg.log2_max + 1)]
-    errors, control = {}, []
-    for k in cfg.ks:
-        errors[str(k)] = [[r[0] for r in sketch_errors(np.random.default_rng([s, k]), ns, k)] for s in cfg.seeds]
-    control = [[r[0] for r in sketch_errors(np.random.default_rng([s, 999]), ns, cfg.control_k, sum_scaled=True)]
-               for s in cfg.seeds]
-    ks = list(range(1, 65))
-    energy = {}
-    for scale in cfg.scales:
-        Ps = []
-        for s in cfg.seeds:
-            p = make_inputs(np.random.default_rng([s, 5]), n=cfg.energy_n, m=cfg.energy_n, d=8, dv=8)
-            S = scale * p["Q"] @ p["K"].T / np.sqrt(8)
-            e = np.exp(S - S.max(-1, keepdims=True))
-            Ps.append(e / e.sum(-1, keepdims=True))
-        P = np.stack(Ps)
-        energy[str(scale)] = [np.asarray(topk_energy(P, k)).tolist() for k in ks]
-    return {"n": ns, "errors": errors, "control": control, "control_k": cfg.control_k, "energy_k": ks,
-            "energy": energy, "energy_n": cfg.energy_n}
+    s = cell.get("seed")
+    if cell["panel"] == "sketch":
+        return {"errors": [r[0] for r in sketch_errors(np.random.default_rng([s, cell["k"]]), ns, cell["k"])]}
+    if cell["panel"] == "control":
+        return {"errors": [r[0] for r in sketch_errors(np.random.default_rng([s, 999]), ns, cfg.control_k, sum_scaled=True)]}
+    Ps = []
+    for s in cfg.seeds:
+        p = make_inputs(np.random.default_rng([s, 5]), n=cfg.energy_n, m=cfg.energy_n, d=8, dv=8)
+        S = cell["scale"] * p["Q"] @ p["K"].T / np.sqrt(8)
+        e = np.exp(S - S.max(-1, keepdims=True))
+        Ps.append(e / e.sum(-1, keepdims=True))
+    P = np.stack(Ps)
+    return {"energy": [np.asarray(topk_energy(P, k)).tolist() for k in ENERGY_K]}
+
+
+def assemble(cfg: Config, results: list) -> dict:
+    by = {}
+    for c, r in zip(cells(cfg), results):
+        by.setdefault(c["panel"], []).append((c, r))
+    return {"n": [2**k for k in range(cfg.log2_min, cfg.log2_max + 1)],
+            "errors": {str(k): [r["errors"] for c, r in by["sketch"] if c["k"] == k] for k in cfg.ks},
+            "control": [r["errors"] for _, r in by["control"]], "control_k": cfg.control_k, "energy_k": ENERGY_K,
+            "energy": {str(c["scale"]): r["energy"] for c, r in by["energy"]}, "energy_n": cfg.energy_n}
+
+
+compute = Cells(cells, compute_cell, assemble)
 
 
 def plot(data: dict, path) -> None:
