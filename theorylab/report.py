@@ -227,7 +227,7 @@ def _histogram(finite: list, width: int = 30) -> list[str]:
         lo = math.floor(math.log10(min(pos))) - 1  # one decade of slack each side: log10 rounds
         hi = math.floor(math.log10(max(pos))) + 1
         bins = [(e, sum(1 for x in pos if 10.0**e <= x < 10.0 ** (e + 1))) for e in range(lo, hi + 1)]
-        used = [i for i, (_, n) in enumerate(bins) if n]  # drop the empty decades at both ends
+        used = [i for i, (_, n) in enumerate(bins) if n] or [0, len(bins) - 1]  # empty end decades dropped
         rows += [(f"[1e{e}, 1e{e + 1})", n) for e, n in bins[used[0]:used[-1] + 1]]
     if inf:
         rows.append(("inf (error > 0 = tolerance)", inf))
