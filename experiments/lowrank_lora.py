@@ -33,7 +33,7 @@ class Config:
 
     seed: int = 0
     seeds: int = 48
-    sizes: tuple = tuple(",".join(map(str, s)) for s in SIZES)  # "K,N,d_in,d_out"
+    sizes: tuple = tuple("x".join(map(str, s)) for s in SIZES)  # "KxNxd_inxd_out"
 
 
 FULL = Config()
@@ -41,7 +41,7 @@ QUICK = Config(seeds=16)
 
 
 def _size(text: str) -> tuple:
-    return tuple(int(x) for x in text.split(","))
+    return tuple(int(x) for x in text.split("x"))
 
 
 def cells(cfg: Config) -> list[dict]:

@@ -31,6 +31,7 @@ from theorylab.testing import corrupt, seeds
 from theorylab.tolerances import assert_close
 
 BACKENDS = ["ref", "torch"]
+EPS_BACKENDS = ["ref", "numba", "torch"]
 dims = st.sampled_from([1, 2, 3, 5, 7])
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -93,7 +94,7 @@ def test_gradient_of_features_matches_central_differences():
     assert_close(X.grad.numpy(), num, rtol=1e-6)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", EPS_BACKENDS)
 @given(m=st.integers(1, 9), n=st.integers(1, 9), eps=st.sampled_from([1e-1, 1e-2, 1e-4]), seed=seeds)
 @example(m=1, n=1, eps=1e-2, seed=0)
 def test_eps_rank_equals_explicit_truncations(backend, m, n, eps, seed):
@@ -102,7 +103,7 @@ def test_eps_rank_equals_explicit_truncations(backend, m, n, eps, seed):
     assert int(eps_rank(M, eps, backend=backend)) == rank_by_truncation(M, eps)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", EPS_BACKENDS)
 def test_eps_rank_is_batched_and_scale_free(backend, rng):
     M = np.exp(rng.standard_normal((2, 3, 6, 2)) @ rng.standard_normal((2, 3, 2, 7)))
     r = eps_rank(M, 1e-3, backend=backend)
@@ -133,9 +134,9 @@ def test_claims_hold_and_controls_rejected(cid):
 HOWS = ["extra_dim", "wrong_size", "int_dtype", "nan", "inf", "list", "empty"]
 
 
-@given(how=st.sampled_from(HOWS), backend=st.sampled_from(["auto", "ref", "torch"]))
+@given(how=st.sampled_from(HOWS), backend=st.sampled_from(["auto", "ref", "numba", "torch"]))
 def test_bad_input_names_the_argument(how, backend):
-    if how not in ("extra_dim", "wrong_size"):  # every shape (..., d) is a valid X
+    if how not in ("extra_dim", "wrong_size") and backend != "numba":  # every shape (..., d) is a valid X
         with pytest.raises((ValueError, TypeError), match="X"):
             polynomial_features(corrupt(np.ones((3, 2)), how), 2, backend=backend)
     bad = np.ones(3) if how in ("extra_dim", "wrong_size") else corrupt(np.ones((3, 2)), how)  # M needs 2 axes
@@ -152,6 +153,41 @@ def test_option_errors():
     with pytest.raises(ValueError, match="eps"):
         eps_rank(X, 0.0)
     with pytest.raises(ValueError, match="unknown backend"):
-        eps_rank(X, 0.1, backend="numba")
+        eps_rank(X, 0.1, backend="fast")
+    with pytest.raises(ValueError, match="unknown backend"):
+        polynomial_features(X, 2, backend="numba")  # eps_rank alone has a numba path
     with pytest.raises(ValueError, match="requires grad"):
         polynomial_features(torch.ones(3, 2, dtype=torch.float64, requires_grad=True), 2, backend="ref")
+
+
+# ---- the numba eps-rank (Gram eigenvalues in one compiled loop) against the batched SVD reference ----
+@given(B=st.integers(1, 4), m=st.integers(1, 13), n=st.integers(1, 13), kind=st.sampled_from(["exp", "gauss", "deficient"]),
+       scale=st.sampled_from([1.0, 1e-120, 1e120]), eps=st.sampled_from([0.3, 1e-2, 1e-5, 1e-7]), seed=seeds)
+@example(B=1, m=1, n=1, kind="gauss", scale=1.0, eps=1e-2, seed=0)
+@example(B=2, m=2, n=7, kind="deficient", scale=1.0, eps=1e-7, seed=1)
+@example(B=3, m=13, n=2, kind="exp", scale=1e120, eps=0.3, seed=2)
+def test_numba_eps_rank_equals_the_svd_reference(B, m, n, kind, scale, eps, seed):
+    rng = np.random.default_rng(seed)
+    if kind == "exp":
+        M = np.exp(rng.standard_normal((B, m, 3)) @ rng.standard_normal((B, 3, n)))
+    else:
+        M = rng.standard_normal((B, m, n))
+        if kind == "deficient":  # rank <= 1 and a zero item: decisions at exact ties and zero tails
+            M = rng.standard_normal((B, m, 1)) @ rng.standard_normal((B, 1, n))
+            M[0] = 0.0
+    ref = eps_rank(M * scale, eps, backend="ref") if scale == 1.0 else eps_rank(M, eps, backend="ref")
+    out = eps_rank(M * scale, eps, backend="numba")  # scale-free: the reference of the unscaled M (no overflow)
+    np.testing.assert_array_equal(out, ref)
+    assert out.dtype == np.int64 and out.shape == (B,)
+
+
+def test_numba_eps_rank_of_structured_spectra():
+    """Known singular values: diag(σ) rotated, tails by hand (hypothesis above covers random matrices)."""
+    rng = np.random.default_rng(5)
+    U, _ = np.linalg.qr(rng.standard_normal((9, 9)))
+    V, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    s = np.array([4.0, 2.0, 1.0, 0.5, 0.0, 0.0])  # ||M||_F² = 21.25
+    M = U[:, :6] @ np.diag(s) @ V.T
+    for eps, want in ((0.5, 1), (0.2, 3), (0.05, 4), (1e-9, 4), (1.01, 0)):  # tails after r = 1..4: 5.25, 1.25, 0.25, 0
+        assert int(eps_rank(M, eps, backend="numba")) == want == int(eps_rank(M, eps, backend="ref"))
+    assert int(eps_rank(np.zeros((3, 4)), 0.1, backend="numba")) == 0

@@ -12,6 +12,7 @@ from theorylab.lowrank.heads import (
     attention_heads_ref,
     fit_output_weights,
     full_rank_head,
+    lstsq_batched,
     make_inputs,
     multihead_lowrank,
     nearest_point_target,
@@ -113,3 +114,68 @@ def test_bad_input_names_the_argument(key, how, backend):
     with pytest.raises((ValueError, TypeError)) as err:
         attention_heads(p["X"], p["y"], p["Q"], p["K"], backend=backend)
     assert key in str(err.value), str(err.value)
+
+
+# ---- batched least squares: normal equations with a conditioning check, SVD fallback ----------------------
+@pytest.mark.parametrize("container", ["numpy", "torch"])
+@given(S=st.integers(1, 4), T=st.integers(1, 23), P=st.sampled_from([1, 2, 3, 5, 7]), k=st.integers(1, 3),
+       deficient=st.sampled_from(["none", "duplicate", "zero", "scaled"]), seed=seeds)
+@example(S=1, T=1, P=1, k=1, deficient="none", seed=0)
+@example(S=2, T=3, P=7, k=2, deficient="none", seed=1)  # fewer samples than features
+@example(S=3, T=20, P=5, k=3, deficient="duplicate", seed=2)
+def test_lstsq_batched_equals_per_item_minimum_norm_lstsq(container, S, T, P, k, deficient, seed):
+    rng = np.random.default_rng(seed)
+    Phi, f = rng.standard_normal((S, T, P)), rng.standard_normal((S, T, k))
+    if deficient == "duplicate" and P > 1:
+        Phi[0, :, -1] = Phi[0, :, 0]  # exactly rank-deficient item
+    if deficient == "zero":
+        Phi[-1, :, 0] = 0.0
+    if deficient == "scaled" and P > 1:
+        Phi[0, :, 1] *= 1e-5  # cond(ΦᵀΦ) ~ 1e10 > 1e6: must take the SVD path
+    ref = np.stack([np.linalg.lstsq(Phi[s], f[s], rcond=1e-10)[0] for s in range(S)])
+    for method in ("auto", "svd"):
+        if container == "torch":
+            out = lstsq_batched(torch.tensor(Phi), torch.tensor(f), method=method).numpy()
+        else:
+            out = lstsq_batched(Phi, f, method=method)
+        # normwise on the fitted values and on the minimum-norm weights (cond(Φ) <= ~1e5 here)
+        assert_close(np.einsum("stp,spk->stk", Phi, out), np.einsum("stp,spk->stk", Phi, ref), rtol=1e-8)
+        assert_close(out, ref, rtol=1e-6 if deficient == "scaled" else 1e-8)
+
+
+def test_lstsq_batched_gradient_flows_through_torch():
+    rng = np.random.default_rng(0)
+    Phi = torch.tensor(rng.standard_normal((2, 12, 3)), requires_grad=True)
+    f = torch.tensor(rng.standard_normal((2, 12, 1)))
+    lstsq_batched(Phi, f).sum().backward()
+    num = np.zeros((2, 12, 3))
+    base = Phi.detach().numpy()
+    for i in [(0, 0, 0), (1, 5, 2), (0, 11, 1)]:
+        vals = []
+        for s in (1, -1):
+            q = base.copy()
+            q[i] += s * 1e-6
+            vals.append(lstsq_batched(q, f.numpy()).sum())
+        num[i] = (vals[0] - vals[1]) / 2e-6
+        assert abs(Phi.grad.numpy()[i] - num[i]) <= 1e-6 * max(1.0, abs(num[i]))
+
+
+def test_lstsq_batched_rejects_an_unknown_method():
+    with pytest.raises(ValueError, match="method"):
+        lstsq_batched(np.ones((3, 2)), np.ones((3, 1)), method="qr")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fit_output_weights_methods_agree(backend, rng):
+    p = make_inputs(rng, samples=40, N=4, d=3, batch=(3,))
+    Q, K = _heads(rng, (3, 4, 1, 3))
+    a = fit_output_weights(p["X"], p["y"], Q, K, backend=backend)
+    b = fit_output_weights(p["X"], p["y"], Q, K, method="svd", backend=backend)
+    assert_close(a, b, rtol=1e-8)
+
+
+@pytest.mark.slow  # statistical: ~10-25 s; the scaling functions it uses are tested in test_heads_scaling.py
+def test_rank_one_heads_claim_holds_and_control_rejected():
+    rep = run_claim(get("lowrank.rank-one-heads-exponential-in-d"), samples=1, seed=4)
+    assert rep.holds and rep.control_status == "rejected", rep.detail + rep.control_detail
+    assert rep.statistics["rate/rate"]["interval"][0] >= 0.1

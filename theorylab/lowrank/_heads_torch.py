@@ -19,25 +19,32 @@ def attention_heads_torch(X, y, Q, K):
 def train_heads_torch(X, y, Q0, K0, *, train: int, steps: int, lr: float) -> float:
     """Held-out error after full-batch Adam on Q, K (H, r, d) and O (H, d, d) (O starts at 0).
 
-    Deterministic: the initial heads come in as arrays, full batches, no sampling; float64."""
+    Adam written out (β1 = 0.9, β2 = 0.999, 1e-8, bias-corrected), so no optimizer module is
+    imported; deterministic: the initial heads come in as arrays, full batches, float64."""
     import torch
 
-    from ..backends import to_torch
+    from ..backends import to_torch, warm_torch_cpu_math
 
+    warm_torch_cpu_math()
     Xt, yt = to_torch(X), to_torch(y)
     f = torch.take_along_dim(Xt, (Xt @ yt[..., None])[..., 0].argmax(-1)[..., None, None], dim=-2)[..., 0, :]
     Q, K = (torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (Q0, K0))
     H, d = Q.shape[0], Q.shape[-1]
     O = torch.zeros(H, d, d, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.Adam([Q, K, O], lr=lr)
+    params = [Q, K, O]
+    m1 = [torch.zeros_like(p) for p in params]
+    m2 = [torch.zeros_like(p) for p in params]
 
     def err(sl):
         heads = attention_heads_torch(Xt[sl], yt[sl], Q, K)  # (T, H, d)
         return ((torch.einsum("hed,thd->te", O, heads) - f[sl]) ** 2).sum(-1).mean()
 
-    for _ in range(steps):
-        opt.zero_grad()
-        err(slice(0, train)).backward()
-        opt.step()
+    for t in range(1, steps + 1):
+        grads = torch.autograd.grad(err(slice(0, train)), params)
+        with torch.no_grad():
+            for p, g, a, b in zip(params, grads, m1, m2):
+                a.mul_(0.9).add_(g, alpha=0.1)
+                b.mul_(0.999).addcmul_(g, g, value=0.001)
+                p.sub_(lr * (a / (1 - 0.9**t)) / ((b / (1 - 0.999**t)).sqrt() + 1e-8))
     with torch.no_grad():
         return float(err(slice(train, None)))

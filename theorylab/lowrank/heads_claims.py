@@ -111,15 +111,18 @@ SCALING = dict(eps=0.5, N=4, beta=4.0, full_beta=64.0, test=1000, threshold=0.1,
                          Hs=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)))
 
 
-def scaling_sizes(d, Hs):
+def scaling_sizes(d, Hs, min_train=1500):
     """(training samples, grid) at dimension d: >= 8 samples per feature of the largest prefix."""
     Hs = tuple(h for h in Hs if h <= (32 if d <= 5 else max(Hs)))
-    return max(1500, 8 * Hs[-1] * d), Hs
+    return max(int(min_train), 8 * Hs[-1] * d), Hs
 
 
 def heads_needed_per_d(rng, ds, Hs, *, full_rank=False, backend="ref"):
-    """H*(ε) per d (len(ds),) and the held-out error curves {d: errors}.  ``full_rank``: the control's
-    heads Q_h = K_h = √β_full I (the one full-rank head, repeated)."""
+    """H*(ε) per d (len(ds),) and the held-out errors {d: errors on the grid up to the first H reaching ε}.
+
+    The grid is walked in order and stops at the first H with error <= ε (H* depends on nothing
+    beyond it).  ``full_rank``: the control's heads Q_h = K_h = √β_full I (the one full-rank
+    head, repeated)."""
     c = SCALING
     out, curves = [], {}
     for d in ds:
@@ -131,9 +134,13 @@ def heads_needed_per_d(rng, ds, Hs, *, full_rank=False, backend="ref"):
         else:
             h = random_heads(rng, grid[-1], d, rank=1, beta=c["beta"])
             Q, K = h["Q"], h["K"]
-        e = call_backend(held_out_errors, backend, p["X"], p["y"], Q, K, grid, train=train)
-        curves[d] = e
-        out.append(float(heads_needed(grid, e, c["eps"])))
+        errs = []
+        for H in grid:  # the first H heads: one held-out error
+            errs.append(float(call_backend(held_out_errors, backend, p["X"], p["y"], Q[:H], K[:H], (H,), train=train)[0]))
+            if errs[-1] <= c["eps"]:
+                break
+        curves[d] = np.array(errs)
+        out.append(float(heads_needed(grid[:len(errs)], curves[d], c["eps"])))
     return np.array(out), curves
 
 
