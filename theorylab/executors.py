@@ -74,7 +74,8 @@ def run_task(task: Task):
         import socket
 
         raise RuntimeError(f"worker {socket.gethostname()} has theorylab code version {mine}, the driver {task.library}: "
-                           "every worker must import the same theorylab checkout as the driver")
+                           "every worker must import the same theorylab checkout as the driver (a library file edited "
+                           "after the driver started counts as another version; rerun)")
     mod = _load_source(task.stem, task.script, task.source)
     cfg = config_from_fields(mod.Config, task.config)
     fn = getattr(mod, task.entry)
