@@ -1,9 +1,10 @@
 """The ``theorylab`` command: ``list``, ``verify``, ``reproduce``, ``bench``, ``readme-table``.
 
 * ``theorylab list [--json]``: registered claims with paper, kind and experiment.
-* ``theorylab verify [CLAIM_OR_THEME ...] [--samples N] [--seed S] [--full] [--json]``:
+* ``theorylab verify [CLAIM_OR_THEME ...] [--samples N] [--seed S] [--full] [--json] [--report PATH]``:
   runs each claim's check on N random instances and its negative control; exits 1 if a
-  claim fails, a control is not rejected, or a proof fails.
+  claim fails, a control is not rejected, or a proof fails; ``--report`` also writes a
+  Markdown verification report.
 * ``theorylab reproduce [EXPERIMENT ...] [--quick] [--out DIR] [--cache DIR | --no-cache] [--force]
   [--jobs N | --scheduler ADDRESS]``: runs experiment scripts cell by cell through the results
   cache (finished cells are skipped; ``--force`` recomputes), on an executor (in-process, N

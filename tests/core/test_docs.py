@@ -16,3 +16,12 @@ def test_doc_code_blocks_run(doc):
     namespace: dict = {}
     for block in blocks:
         exec(compile(block, str(doc), "exec"), namespace)
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=[d.name for d in DOCS])
+def test_doc_relative_links_exist(doc):
+    """Every relative link (Markdown or HTML) in the docs and the README points at a file that exists."""
+    text = doc.read_text()
+    links = re.findall(r"\]\(([^)#\s]+)\)", text) + re.findall(r'(?:src|href)="([^"#]+)"', text)
+    broken = [link for link in links if "://" not in link and not (doc.parent / link).exists()]
+    assert not broken, f"{doc.name} links to missing files: {broken}"
