@@ -36,3 +36,8 @@ from . import constructions_claims as _constructions_claims  # noqa: F401  (regi
 __all__ += ["gd_lsa_weights", "lsa_forward", "lsa_predict", "prequential_log_loss", "log_evidence",
             "complexity_split", "bma_log_loss"]
 from . import prequential_claims as _prequential_claims  # noqa: F401  (registers the prequential and BMA claims)
+from .autoregressive import cot_rollout, ls_forecast, lsa_coefficients, lsa_forecast, train_lsa
+from .autoregressive import make_inputs as make_ar_inputs
+from . import autoregressive_claims as _autoregressive_claims  # noqa: F401  (registers the AR(p) forecasting claims)
+
+__all__ += ["make_ar_inputs", "ls_forecast", "lsa_forecast", "lsa_coefficients", "cot_rollout", "train_lsa"]
