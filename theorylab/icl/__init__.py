@@ -41,3 +41,7 @@ from .autoregressive import make_inputs as make_ar_inputs
 from . import autoregressive_claims as _autoregressive_claims  # noqa: F401  (registers the AR(p) forecasting claims)
 
 __all__ += ["make_ar_inputs", "ls_forecast", "lsa_forecast", "lsa_coefficients", "cot_rollout", "train_lsa"]
+from .learners import Learner, ilwd, implicit_weights, learner_predict, spd, train_learner
+from . import learners_claims as _learners_claims  # noqa: F401  (registers the trained-learner claims)
+
+__all__ += ["Learner", "train_learner", "learner_predict", "spd", "ilwd", "implicit_weights"]

@@ -1,0 +1,145 @@
+"""Figure: trained in-context learners against the in-context predictors (#34).
+
+(a) SPD between a trained transformer and each predictor (ridge with λ = σ²/τ², least squares,
+    one-step GD with the best step size, averaging, kNN) against the number of in-context
+    examples, mean and spread over seeds; (b) the same for ILWD (implicit weights fitted on
+    probe queries); (c) the one-layer linear self-attention model: SPD to each predictor;
+(d) the ridge λ* closest to a transformer trained at each noise level σ, against σ²/τ²
+    (the Bayes value λ = σ²/τ² dotted), mean and spread over seeds.
+
+Run: ``python experiments/icl_trained.py [--quick]``.  Training times go under ``timings``;
+everything else is bit-identical across runs with the same seeds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from theorylab.experiment import progress, run_experiment
+from theorylab.icl import make_inputs
+from theorylab.icl.learners import best_gd_lr, best_ridge_lambda, ilwd, learner_predict, predictor_predictions, spd, train_learner
+
+STEM = "icl_trained"
+
+
+@dataclass(frozen=True)
+class Config:
+    """SPD / ILWD of trained learners against each predictor; best ridge λ against noise."""
+
+    seeds: tuple = (0, 1, 2, 3)
+    d: int = 8
+    k: int = 16
+    width: int = 64
+    layers: int = 4
+    heads: int = 4
+    steps: int = 4000
+    batch: int = 128
+    lsa_steps: int = 1500
+    noise: float = 0.5
+    noises: tuple = (0.25, 0.5, 1.0, 2.0)
+    tau: float = 1.0
+    prompts: int = 512
+
+
+FULL = Config()
+QUICK = Config(seeds=(0, 1, 2), d=4, k=8, width=16, layers=2, heads=2, steps=300, batch=64, lsa_steps=300,
+               noises=(0.5, 1.0, 2.0), prompts=256)
+LAMS = np.geomspace(1e-2, 1e2, 25)
+LRS = np.geomspace(0.02, 2.0, 21)
+
+
+def _measure(f, p, lam):
+    X, y, Xq = p["X"], p["y"], p["Xq"]
+    P = predictor_predictions(X, y, Xq, lam=lam, lr=1.0, backend="ref")
+    eta, _ = best_gd_lr(f, X, y, Xq, LRS, backend="ref")
+    P["gd"] = predictor_predictions(X, y, Xq, lam=lam, lr=eta, backend="ref")["gd"]
+    return ({n: spd(f, v).tolist() for n, v in P.items()}, {n: ilwd(Xq, f, v).tolist() for n, v in P.items()}, eta)
+
+
+def compute(cfg: Config) -> dict:
+    timings = {"transformer": [], "lsa": [], "noise_models": []}
+    common = dict(d=cfg.d, k=cfg.k, tau=cfg.tau, batch=cfg.batch)
+    tf = dict(common, layers=cfg.layers, width=cfg.width, heads=cfg.heads, steps=cfg.steps)
+    curves = {"transformer": [], "lsa": []}
+    etas = {"transformer": [], "lsa": []}
+    for s in progress(cfg.seeds, "seeds (SPD, ILWD)"):
+        for kind in ("transformer", "lsa"):
+            t0 = time.perf_counter()
+            model = (train_learner("transformer", **tf, noise=cfg.noise, seed=s) if kind == "transformer" else
+                     train_learner("lsa", **common, layers=1, steps=cfg.lsa_steps, noise=cfg.noise, seed=s))
+            timings[kind].append(time.perf_counter() - t0)
+            p = make_inputs(np.random.default_rng([s, 1]), batch=cfg.prompts, k=cfg.k, d=cfg.d, m=2 * cfg.d,
+                            noise=cfg.noise, tau=cfg.tau)
+            f = learner_predict(model, p["X"], p["y"], p["Xq"], prefixes=True, backend="torch")
+            sp, il, eta = _measure(f, p, cfg.noise**2 / cfg.tau**2)
+            curves[kind].append({"spd": sp, "ilwd": il, "final_loss": float(np.mean(model.losses[-20:]))})
+            etas[kind].append(eta)
+    lam_star = []
+    for s in progress(cfg.seeds, "seeds (best λ per noise)"):
+        row = []
+        for noise in cfg.noises:
+            t0 = time.perf_counter()
+            model = train_learner("transformer", **tf, noise=noise, seed=s)
+            timings["noise_models"].append(time.perf_counter() - t0)
+            p = make_inputs(np.random.default_rng([s, 2]), batch=cfg.prompts, k=cfg.k, d=cfg.d, m=2 * cfg.d,
+                            noise=noise, tau=cfg.tau)
+            f = learner_predict(model, p["X"], p["y"], p["Xq"], prefixes=True, backend="torch")
+            row.append(best_ridge_lambda(f, p["X"], p["y"], p["Xq"], LAMS, backend="ref")[0])
+        lam_star.append(row)
+    lam_star = np.array(lam_star)  # (seeds, noises)
+    ratio = np.array(cfg.noises) ** 2 / cfg.tau**2
+    slopes = [float(np.polyfit(np.log(ratio), np.log(r), 1)[0]) for r in lam_star]
+
+    def agg(kind, what):
+        names = curves[kind][0][what].keys()
+        return {n: {"mean": np.mean([c[what][n] for c in curves[kind]], 0).tolist(),
+                    "min": np.min([c[what][n] for c in curves[kind]], 0).tolist(),
+                    "max": np.max([c[what][n] for c in curves[kind]], 0).tolist()} for n in names}
+
+    return {"n": list(range(1, cfg.k + 1)), "noise": cfg.noise, "tau": cfg.tau,
+            "transformer": {"spd": agg("transformer", "spd"), "ilwd": agg("transformer", "ilwd"),
+                            "gd_lr": etas["transformer"], "final_loss": [c["final_loss"] for c in curves["transformer"]]},
+            "lsa": {"spd": agg("lsa", "spd"), "ilwd": agg("lsa", "ilwd"), "gd_lr": etas["lsa"],
+                    "final_loss": [c["final_loss"] for c in curves["lsa"]]},
+            "best_lambda": {"noise": list(cfg.noises), "bayes": ratio.tolist(), "per_seed": lam_star.tolist(),
+                            "loglog_slope_per_seed": slopes, "lambda_grid": LAMS.tolist()},
+            "timings": {"train_seconds": timings, "total_train_seconds": float(sum(map(sum, timings.values())))}}
+
+
+def plot(data: dict, path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 4, figsize=(17, 3.8))
+    n = np.array(data["n"])
+    for a, (kind, what) in zip(ax[:3], (("transformer", "spd"), ("transformer", "ilwd"), ("lsa", "spd"))):
+        for name, c in data[kind][what].items():
+            label = name + (f" (η*≈{np.median(data[kind]['gd_lr']):.2g})" if name == "gd" else "")
+            line, = a.plot(n, c["mean"], "o-", ms=3, label=label)
+            a.fill_between(n, c["min"], c["max"], color=line.get_color(), alpha=0.2)
+        a.set(yscale="log", xlabel="number of in-context examples", ylabel=what.upper(),
+              title=f"({'abc'[list(zip(('transformer', 'transformer', 'lsa'), ('spd', 'ilwd', 'spd'))).index((kind, what))]}) "
+                    f"{'1-layer LSA' if kind == 'lsa' else 'transformer'}: {what.upper()} to each predictor")
+        a.legend(fontsize=7)
+    b = data["best_lambda"]
+    lam = np.array(b["per_seed"])
+    r = np.array(b["bayes"])
+    ax[3].plot(r, np.exp(np.log(lam).mean(0)), "o-", label="best ridge λ* (geometric mean over seeds)")
+    ax[3].fill_between(r, lam.min(0), lam.max(0), alpha=0.2)
+    ax[3].plot(r, r, "k:", label="λ = σ²/τ² (Bayes)")
+    ax[3].set(xscale="log", yscale="log", xlabel="σ²/τ²", ylabel="λ*",
+              title=f"(d) best λ vs noise; slopes {np.round(b['loglog_slope_per_seed'], 2).tolist()}")
+    ax[3].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+
+
+def main(argv=None):
+    return run_experiment(STEM, Config, FULL, QUICK, compute, plot, argv)
+
+
+if __name__ == "__main__":
+    main()
