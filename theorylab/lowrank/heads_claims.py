@@ -117,12 +117,13 @@ def scaling_sizes(d, Hs, min_train=1500):
     return max(int(min_train), 8 * Hs[-1] * d), Hs
 
 
-def heads_needed_per_d(rng, ds, Hs, *, full_rank=False, backend="ref"):
+def heads_needed_per_d(rng, ds, Hs, *, full_rank=False, backend="ref", at=None):
     """H*(ε) per d (len(ds),) and the held-out errors {d: errors on the grid up to the first H reaching ε}.
 
     The grid is walked in order and stops at the first H with error <= ε (H* depends on nothing
-    beyond it).  ``full_rank``: the control's heads Q_h = K_h = √β_full I (the one full-rank
-    head, repeated)."""
+    beyond it); ``at`` ({d: H values}) evaluates exactly those instead (the other backends, on
+    the reference's points).  ``full_rank``: the control's heads Q_h = K_h = √β_full I (the one
+    full-rank head, repeated)."""
     c = SCALING
     out, curves = [], {}
     for d in ds:
@@ -135,9 +136,9 @@ def heads_needed_per_d(rng, ds, Hs, *, full_rank=False, backend="ref"):
             h = random_heads(rng, grid[-1], d, rank=1, beta=c["beta"])
             Q, K = h["Q"], h["K"]
         errs = []
-        for H in grid:  # the first H heads: one held-out error
+        for H in (grid if at is None else at[d]):  # the first H heads: one held-out error
             errs.append(float(call_backend(held_out_errors, backend, p["X"], p["y"], Q[:H], K[:H], (H,), train=train)[0]))
-            if errs[-1] <= c["eps"]:
+            if at is None and errs[-1] <= c["eps"]:
                 break
         curves[d] = np.array(errs)
         out.append(float(heads_needed(grid[:len(errs)], curves[d], c["eps"])))
@@ -158,7 +159,8 @@ def _scaling(rng, size, control):
                 if b == "ref":
                     continue
                 rng.bit_generator.state = state
-                _, other = heads_needed_per_d(rng, ds, cfg["Hs"], full_rank=control, backend=b)
+                at = {d: scaling_sizes(d, cfg["Hs"])[1][:len(curves[d])] for d in ds}  # the reference's grid points
+                _, other = heads_needed_per_d(rng, ds, cfg["Hs"], full_rank=control, backend=b, at=at)
                 parts[f"same[{b}]"] = identity_verdict(np.concatenate([other[d] for d in ds]),
                                                        np.concatenate([curves[d] for d in ds]), rtol=1e-8,
                                                        backend=b, what=f"held-out errors [{b}] vs ref")
