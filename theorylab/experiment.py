@@ -48,7 +48,7 @@ from importlib import metadata
 from pathlib import Path
 
 __all__ = ["strict_json", "run_experiment", "provenance", "progress", "apply_style", "atomic_write", "atomic_write_all", "check_out_dir",
-           "remove_stale_temporaries", "repo_root", "default_out", "default_cache", "Cells"]
+           "remove_stale_temporaries", "repo_root", "default_out", "default_cache", "add_run_flags", "Cells"]
 
 from .cells import Cells  # noqa: E402  (re-exported: scripts declare their grid with it)
 
