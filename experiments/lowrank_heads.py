@@ -9,6 +9,11 @@
     geometric mean, the fitted exponential rate κ (log H* = c + κ d) with its 99% interval
     over seeds, and the full-rank head (H* = 1).
 
+Random rank-d heads (dashed in (a), orange in (b)) need about as many heads as random rank-1
+heads: the benefit of rank is the construction Q = K = √β I, which random heads do not hit;
+the claim ``lowrank.rank-one-heads-exponential-in-d`` is about rank-1 heads and the one
+full-rank head.
+
 Run: ``python experiments/lowrank_heads.py [--quick]``.
 """
 

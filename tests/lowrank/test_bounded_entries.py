@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from theorylab.claims import get, run_claim
@@ -193,6 +193,7 @@ def test_numba_eps_rank_of_structured_spectra():
     assert int(eps_rank(np.zeros((3, 4)), 0.1, backend="numba")) == 0
 
 
+@settings(max_examples=40)
 @given(k=st.integers(1, 30), seed=seeds)
 @example(k=1, seed=0)
 @example(k=2, seed=1)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from theorylab.claims import get, run_claim
@@ -118,6 +118,7 @@ def test_bad_input_names_the_argument(key, how, backend):
 
 # ---- batched least squares: normal equations with a conditioning check, SVD fallback ----------------------
 @pytest.mark.parametrize("container", ["numpy", "torch"])
+@settings(max_examples=50)  # two methods per example; the @examples pin the awkward cases
 @given(S=st.integers(1, 4), T=st.integers(1, 23), P=st.sampled_from([1, 2, 3, 5, 7]), k=st.integers(1, 3),
        deficient=st.sampled_from(["none", "duplicate", "zero", "scaled"]), seed=seeds)
 @example(S=1, T=1, P=1, k=1, deficient="none", seed=0)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from theorylab.lowrank.heads import attention_heads_ref, full_rank_head, make_inputs, nearest_point_target
@@ -22,6 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("backend", ["ref", "torch"])
+@settings(max_examples=30)  # each example: a least-squares fit per prefix
 @given(T=st.integers(12, 30), N=st.integers(1, 5), d=st.sampled_from([1, 2, 3, 5]), H=st.integers(1, 4),
        r=st.integers(1, 2), seed=seeds)
 @example(T=12, N=1, d=1, H=1, r=1, seed=0)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from theorylab.claims import get, run_claim
@@ -27,6 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@settings(max_examples=30)  # each example: an autograd Jacobian
 @given(K=st.integers(1, 3), N=st.integers(1, 4), d_in=dims, d_out=dims, seed=seeds)
 @example(K=1, N=1, d_in=1, d_out=1, seed=0)
 def test_jacobians_equal_autograd_of_the_network(backend, K, N, d_in, d_out, seed):
@@ -39,6 +40,7 @@ def test_jacobians_equal_autograd_of_the_network(backend, K, N, d_in, d_out, see
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@settings(max_examples=40)
 @given(S=st.integers(1, 3), J=st.integers(1, 6), d_in=dims, d_out=dims, r=st.integers(1, 4), seed=seeds)
 def test_residuals_equal_a_loop(backend, S, J, d_in, d_out, r, seed):
     rng = np.random.default_rng(seed)
