@@ -109,3 +109,15 @@ def test_bad_input_names_the_argument(key, how, backend):
     with pytest.raises((ValueError, TypeError)) as err:
         linformer_attention(p["Q"], p["K"], p["V"], p["E"], p["F"], backend=backend)
     assert key in str(err.value), str(err.value)
+
+
+def test_n_free_statistic_is_judged_by_its_interval(monkeypatch):
+    """The verdict compares the interval's far end (not the mean) with the band, over fewer seeds here."""
+    from theorylab.lowrank import linformer_claims
+
+    monkeypatch.setitem(linformer_claims.FREE_OF_N, "seeds", 4)
+    v = linformer_claims._free_of_n(np.random.default_rng(0), "quick", False)
+    (stat,) = [s for k, s in v.statistics.items() if k.endswith("|ln err ratio|")]
+    lo, hi = stat["interval"]
+    assert hi > stat["value"] >= lo >= 0.0 and stat["threshold"] == 0.3 and stat["side"] == "<="
+    assert v.per_backend()["fit"] == (hi, 0.3)
