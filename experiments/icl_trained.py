@@ -32,12 +32,12 @@ class Config:
     seeds: tuple = (0, 1, 2, 3)
     d: int = 8
     k: int = 16
-    width: int = 64
-    layers: int = 4
+    width: int = 32
+    layers: int = 3
     heads: int = 4
-    steps: int = 4000
+    steps: int = 2000
     batch: int = 128
-    lsa_steps: int = 1500
+    lsa_steps: int = 1000
     noise: float = 0.5
     noises: tuple = (0.25, 0.5, 1.0, 2.0)
     tau: float = 1.0
@@ -45,9 +45,9 @@ class Config:
 
 
 FULL = Config()
-QUICK = Config(seeds=(0, 1, 2), d=4, k=8, width=16, layers=2, heads=2, steps=300, batch=64, lsa_steps=300,
-               noises=(0.5, 1.0, 2.0), prompts=256)
-LAMS = np.geomspace(1e-2, 1e2, 25)
+QUICK = Config(seeds=(0, 1), d=4, k=8, width=16, layers=2, heads=2, steps=300, batch=64, lsa_steps=300,
+               noises=(0.5, 1.0, 2.0, 4.0), prompts=256)
+LAMS = np.geomspace(1e-2, 1e3, 31)
 LRS = np.geomspace(0.02, 2.0, 21)
 
 
@@ -114,14 +114,14 @@ def plot(data: dict, path) -> None:
 
     fig, ax = plt.subplots(1, 4, figsize=(17, 3.8))
     n = np.array(data["n"])
-    for a, (kind, what) in zip(ax[:3], (("transformer", "spd"), ("transformer", "ilwd"), ("lsa", "spd"))):
+    panels = (("transformer", "spd", "(a) transformer"), ("transformer", "ilwd", "(b) transformer"), ("lsa", "spd", "(c) 1-layer LSA"))
+    for a, (kind, what, title) in zip(ax[:3], panels):
         for name, c in data[kind][what].items():
             label = name + (f" (η*≈{np.median(data[kind]['gd_lr']):.2g})" if name == "gd" else "")
             line, = a.plot(n, c["mean"], "o-", ms=3, label=label)
             a.fill_between(n, c["min"], c["max"], color=line.get_color(), alpha=0.2)
         a.set(yscale="log", xlabel="number of in-context examples", ylabel=what.upper(),
-              title=f"({'abc'[list(zip(('transformer', 'transformer', 'lsa'), ('spd', 'ilwd', 'spd'))).index((kind, what))]}) "
-                    f"{'1-layer LSA' if kind == 'lsa' else 'transformer'}: {what.upper()} to each predictor")
+              title=f"{title}: {what.upper()} to each predictor")
         a.legend(fontsize=7)
     b = data["best_lambda"]
     lam = np.array(b["per_seed"])

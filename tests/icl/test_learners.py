@@ -154,12 +154,12 @@ def test_bad_input():
 
 @pytest.fixture
 def small_budget(monkeypatch):
-    """The claims at a tiny budget: 2 seeds, 40 training steps, 32 evaluation prompts."""
+    """The claims at a tiny budget: 2 seeds, 8 training steps, 8 evaluation prompts."""
     monkeypatch.setitem(LC.SEEDS, "quick", 2)
-    monkeypatch.setattr(LC, "TRANSFORMER", {**LC.TRANSFORMER, "steps": 40, "batch": 16, "width": 8})
-    monkeypatch.setattr(LC, "SOFTMAX1", {**LC.SOFTMAX1, "steps": 40, "batch": 16, "width": 8})
-    monkeypatch.setattr(LC, "LSA", {**LC.LSA, "steps": 40, "batch": 16})
-    monkeypatch.setattr(LC, "EVAL", {"batch": 32, "m": 4})
+    monkeypatch.setattr(LC, "TRANSFORMER", {**LC.TRANSFORMER, "steps": 8, "batch": 8, "width": 8})
+    monkeypatch.setattr(LC, "SOFTMAX1", {**LC.SOFTMAX1, "steps": 8, "batch": 8, "width": 8})
+    monkeypatch.setattr(LC, "LSA", {**LC.LSA, "steps": 8, "batch": 8})
+    monkeypatch.setattr(LC, "EVAL", {"batch": 8, "m": 4})
 
 
 @pytest.mark.parametrize("claim,stat", [("icl.trained-transformer-closer-to-ridge", "gap"),
@@ -169,8 +169,8 @@ def test_claim_checks_and_controls_run_every_backend(small_budget, claim, stat):
     c = get(claim)
     for fn in (c.check, c.negative_control):
         v = fn(np.random.default_rng(1), "quick")
-        assert isinstance(v, Verdict) and stat in v.statistics
-        st_ = v.statistics[stat]
+        assert isinstance(v, Verdict) and f"statistic/{stat}" in v.statistics
+        st_ = v.statistics[f"statistic/{stat}"]
         assert np.isfinite(st_["value"]) and all(np.isfinite(st_["interval"]))
         identity = {b: et for b, et in v.backends.items() if b.startswith(("same[", "forward["))}
         assert any(b.startswith("forward[torch]") for b in identity)
@@ -195,3 +195,32 @@ def test_claims_decide_at_the_quick_budget(claim):
 
     r = run_claim(get(claim), size="quick")
     assert r.ok and r.control_status == "rejected"
+
+
+def test_experiment_tiny_run_writes_figure_and_is_deterministic(tmp_path):
+    """experiments/icl_trained.py at a tiny config, twice: PNG + JSON, and the same data except `timings`."""
+    import importlib.util
+    import json
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "experiments" / "icl_trained.py"
+    spec = importlib.util.spec_from_file_location("icl_trained", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    argv = ["--quick", "--seeds", "0,1", "--steps", "4", "--lsa-steps", "4", "--batch", "8", "--width", "8",
+            "--noises", "0.5,2.0", "--prompts", "8", "--no-cache"]
+    data = []
+    for run in ("a", "b"):
+        paths = mod.main(argv + ["--out", str(tmp_path / run)])
+        assert Path(paths["png"]).stat().st_size > 1000
+        rec = json.loads(Path(paths["json"]).read_text())
+        assert rec["stem"] == "icl_trained" and "timings" in rec["data"]
+        data.append(rec["data"])
+    for d in data:
+        d.pop("timings")
+    assert data[0] == data[1]
+    d = data[0]
+    assert set(d["transformer"]["spd"]) == {"ridge", "lstsq", "gd", "averaging", "knn"}
+    assert len(d["transformer"]["spd"]["ridge"]["mean"]) == 8 and len(d["best_lambda"]["per_seed"]) == 2
