@@ -154,7 +154,18 @@ def train(kind, *, d, k, noise, tau, steps, batch, lr, seed, layers, width, head
     ``dtype`` (float32: twice the speed of float64 on CPU); the parameters come back as float64
     (exact upcasts), the precision every evaluation runs in.  The parameters are views of one
     flat vector, so Adam (β = 0.9, 0.999; warm-up over 20 steps, then a linear decay to 0.1 lr)
-    and the gradient-norm clipping (at 1) are a handful of vector operations per step."""
+    and the gradient-norm clipping (at 1) are a handful of vector operations per step.  It runs on
+    one torch thread (restored afterwards): the same weights whatever the caller's thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: one thread is ~5x faster than two (no spin-waits) and bit-reproducible
+    try:
+        return _train(kind, d=d, k=k, noise=noise, tau=tau, steps=steps, batch=batch, lr=lr, seed=seed, layers=layers,
+                      width=width, heads=heads, init_scale=init_scale, shuffle_labels=shuffle_labels, dtype=dtype)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(kind, *, d, k, noise, tau, steps, batch, lr, seed, layers, width, heads, init_scale, shuffle_labels, dtype):
     g = torch.Generator().manual_seed(int(seed))
     p0 = init_params(kind, d, layers=layers, width=width, heads=heads, generator=g, init_scale=init_scale, dtype=dtype)
     flat = torch.cat([v.detach().reshape(-1) for v in p0.values()]).requires_grad_(True)
