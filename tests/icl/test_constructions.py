@@ -89,3 +89,15 @@ def test_bad_input(rng):
 def test_claim_holds_and_control_rejected():
     r = run_claim(get("icl.lsa-layer-is-gd-step"), samples=2, seed=5)
     assert r.ok and r.control_status == "rejected" and r.control_margin > 1e3
+
+
+def test_lsa_forward_takes_an_unbatched_prompt():
+    """Z (N, e) without batch axes is a valid prompt: the same as the batch of one."""
+    p = make_inputs(np.random.default_rng(3), batch=1, k=5, d=3, m=2)
+    Z = prompt_tokens(p["X"], p["y"], p["Xq"])  # (1, N, e)
+    W = gd_lsa_weights(3, 0.3)
+    one = lsa_forward(Z[0], *W, n_context=5, backend="ref")
+    assert one.shape == Z.shape[1:]
+    np.testing.assert_array_equal(one, lsa_forward(Z, *W, n_context=5, backend="ref")[0])
+    with pytest.raises(ValueError, match="Z must have shape"):
+        lsa_forward(Z[0, 0], *W, n_context=5, backend="ref")

@@ -213,3 +213,14 @@ def test_numba_kernel_decides_generic_items_itself(k, seed):
     out = eps_rank_numba(M, 1e-2)
     assert np.all(out >= 0)
     np.testing.assert_array_equal(out, eps_rank(M, 1e-2, backend="ref"))
+
+
+def test_polynomial_features_ref_backend_keeps_torch_in_torch_out():
+    from theorylab.lowrank.bounded_entries import polynomial_features
+
+    X = np.random.default_rng(6).standard_normal((5, 3))
+    ref = polynomial_features(torch.from_numpy(X), 2, backend="ref")
+    assert isinstance(ref, torch.Tensor)
+    np.testing.assert_allclose(ref.numpy(), polynomial_features(X, 2, backend="ref"), rtol=1e-12)
+    out32 = polynomial_features(X.astype(np.float32), 2, backend="ref")
+    assert isinstance(out32, np.ndarray) and out32.dtype == np.float32

@@ -111,3 +111,17 @@ def test_bad_input_names_the_argument(key, how, backend):
     with pytest.raises((ValueError, TypeError)) as err:
         lora_gradients(p["X"], p["A"], p["B"], p["G"], backend=backend)
     assert key in str(err.value), str(err.value)
+
+
+def test_lora_gradients_of_a_single_example_and_nola_scalar_coefficients():
+    """X (d_in,) and G (d_out,) (one example, no batch axis) are valid; a 0-d coef_b is refused by name."""
+    from theorylab.lowrank.lora import lora_gradients, nola_factors
+
+    rng = np.random.default_rng(5)
+    X, G, A, B = rng.standard_normal(4), rng.standard_normal(3), rng.standard_normal((2, 4)), rng.standard_normal((3, 2))
+    dA, dB = lora_gradients(X, A, B, G, alpha=2.0, backend="ref")
+    dA2, dB2 = lora_gradients(X[None], A, B, G[None], alpha=2.0, backend="ref")
+    np.testing.assert_allclose(dA, dA2, rtol=1e-12)
+    np.testing.assert_allclose(dB, dB2, rtol=1e-12)
+    with pytest.raises(ValueError, match="coef_b"):
+        nola_factors(np.ones(2), np.array(1.0), rng.standard_normal((2, 2, 4)), rng.standard_normal((1, 3, 2)))
