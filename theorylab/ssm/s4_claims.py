@@ -40,7 +40,7 @@ import time
 import numpy as np
 
 from ..benchmarking import timeit
-from ..checks import call_backend, check_backends, identity_verdict, slope_verdict
+from ..checks import call_backend, check_backends, fit_loglog_slope, identity_verdict, slope_verdict
 from ..claims import Claim, Paper, Proof, Verdict, register
 from .s4 import (
     _dplr_generating_function,
@@ -356,9 +356,18 @@ def kernel_times(method: str, lengths, *, state: int, channels: int, repeat: int
 
 
 def linear_cost_verdict(ns, ts, what, backend) -> Verdict:
-    """Slope 1 +- COST_BAND over the whole range and over its top 4x (the last three octave points)."""
+    """Slope 1 +- COST_BAND over the whole range, and at most 1 + COST_BAND over its top 4x (the
+    last three octave points).
+
+    The top check is one-sided: it is there to catch a super-linear term that becomes visible
+    only at the longest lengths (L² + 10⁴L over 256..16384 has whole-range slope 1.23, inside the
+    band, but top-4x slope 1.45); a top slope below 1 is no violation of O(L), and on a shared
+    machine three points alone scatter by ±0.2 both ways (measured local slopes 0.76-1.35)."""
     whole = slope_verdict(ns, ts, expected=1.0, band=COST_BAND, backend=backend, what=f"{what}, whole range")
-    top = slope_verdict(ns[-3:], ts[-3:], expected=1.0, band=COST_BAND, backend=backend, what=f"{what}, top 4x")
+    p = fit_loglog_slope(ns[-3:], ts[-3:])
+    top = Verdict.from_error(max(0.0, p - 1.0), COST_BAND, backend=backend,
+                             sizes={"n_min": int(ns[-3]), "n_max": int(ns[-1]), "points": 3},
+                             detail=f"{what}, top 4x: fitted exponent {p:.3f}, predicted <= 1 + {COST_BAND}")
     return max((whole, top), key=lambda v: v.margin)
 
 
