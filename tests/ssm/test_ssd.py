@@ -445,3 +445,16 @@ def test_states_entering_chunks_equal_the_chunk_loop(nc, g, seed):
         ref[:, c] = np.exp(ell[:, c - 1])[:, None, None] * ref[:, c - 1] + S[:, c - 1]
     out = _states_entering(torch.from_numpy(S), torch.from_numpy(ell))
     assert_close(out, ref, dtype=np.float64, name=f"H_in, nc={nc}")
+
+
+@pytest.mark.parametrize("budget", [1, 1 << 12, 1 << 40])
+def test_torch_chunked_result_does_not_depend_on_the_head_grouping(monkeypatch, budget):
+    """The CPU path runs heads in groups sized by a memory budget (one head per group up to all
+    heads at once): a heuristic for speed that must not change a single bit of the result."""
+    import theorylab.ssm._duality_torch as T
+
+    p = make_inputs(np.random.default_rng(7), batch=2, length=37, heads=5, head_dim=3, state=4)
+    args = [torch.from_numpy(p[k]) for k in ("X", "log_a", "B", "C")]
+    base = T.ssd_chunked_torch(*args, chunk_size=8)
+    monkeypatch.setattr(T, "_CPU_GROUP_BYTES", budget)
+    torch.testing.assert_close(T.ssd_chunked_torch(*args, chunk_size=8), base, rtol=0, atol=0)
