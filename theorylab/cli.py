@@ -23,14 +23,13 @@ closes early (``theorylab list | head -1``) ends quietly with the command's own 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
 from pathlib import Path
 
 from . import claims as C
-from .experiment import add_run_flags, check_out_dir, progress, repo_root
+from .experiment import add_run_flags, check_out_dir, int_flag, load_script, progress, repo_root
 
 USAGE_ERROR = 2
 
@@ -59,10 +58,7 @@ def _scripts(folder: str) -> dict[str, Path]:
 
 
 def _run_script(path: Path, argv: list[str]):
-    spec = importlib.util.spec_from_file_location(f"_theorylab_script_{path.stem}", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up here
-    spec.loader.exec_module(mod)
+    mod = load_script(path)
     if not hasattr(mod, "main"):
         raise _UsageError(f"{path} has no main(argv)")
     return mod.main(argv)
@@ -225,14 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _seed(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seed must be a non-negative integer; got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"--seed must be a non-negative integer; got {v}")
-    return v
+_seed = int_flag("--seed", 0, "a non-negative integer")
 
 
 def main(argv=None) -> int:

@@ -48,9 +48,42 @@ from importlib import metadata
 from pathlib import Path
 
 __all__ = ["strict_json", "run_experiment", "provenance", "progress", "apply_style", "atomic_write", "atomic_write_all", "check_out_dir",
-           "remove_stale_temporaries", "repo_root", "default_out", "default_cache", "add_run_flags", "Cells"]
+           "remove_stale_temporaries", "repo_root", "default_out", "default_cache", "add_run_flags", "Cells",
+           "load_script", "int_flag"]
 
 from .cells import Cells  # noqa: E402  (re-exported: scripts declare their grid with it)
+
+
+def load_script(path, name: str | None = None):
+    """Import the script at ``path`` (an experiment or benchmark) as a module and return it.
+
+    Registered in ``sys.modules`` under ``name`` (default ``_theorylab_script_<stem>``): dataclasses
+    look their module up there."""
+    import importlib.util
+
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(name or f"_theorylab_script_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"{path} is not a Python script")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def int_flag(flag: str, lo: int, what: str):
+    """An argparse ``type`` for an integer flag >= ``lo``; the error names the flag and says ``what`` it must be."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} must be {what}; got {text!r}") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"{flag} must be {what}; got {v}")
+        return v
+
+    return parse
 
 
 def repo_root() -> Path:
@@ -211,14 +244,7 @@ def _field_parser(ftype, default):
     return type(default)
 
 
-def _jobs(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--jobs must be an integer >= 1; got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"--jobs must be an integer >= 1; got {v}")
-    return v
+_jobs = int_flag("--jobs", 1, "an integer >= 1")
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:

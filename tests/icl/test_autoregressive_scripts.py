@@ -1,19 +1,15 @@
 """experiments/icl_autoregressive.py runs in quick mode, and its data (all but ``timings``) is the same on a rerun."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
+
+from theorylab.experiment import load_script
 
 ROOT = Path(__file__).parents[2]
 
 
 def _load(relpath: str):
-    spec = importlib.util.spec_from_file_location(Path(relpath).stem, ROOT / relpath)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up here
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(ROOT / relpath)
 
 
 def test_quick_figure_is_deterministic_and_shows_the_claims(tmp_path):

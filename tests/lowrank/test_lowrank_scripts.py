@@ -1,21 +1,17 @@
 """The low-rank experiment scripts run in quick mode and the benchmark in smoke mode."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+
+from theorylab.experiment import load_script
 
 ROOT = Path(__file__).parents[2]
 
 
 def _load(relpath: str):
-    spec = importlib.util.spec_from_file_location(Path(relpath).stem, ROOT / relpath)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up here
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(ROOT / relpath)
 
 
 @pytest.mark.parametrize("stem", ["lowrank_bounded_entries", "lowrank_linformer"])

@@ -1,21 +1,18 @@
 """The SSD benchmark runs in smoke mode and checks what it times; the figure script runs in quick mode."""
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from theorylab.experiment import load_script
+
 ROOT = Path(__file__).parents[2]
 
 
 def _load(relpath: str):
-    spec = importlib.util.spec_from_file_location("_ssd_" + Path(relpath).stem, ROOT / relpath)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up here
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(ROOT / relpath)
 
 
 def test_benchmark_smoke_runs_and_what_it_times_is_correct(capsys):
