@@ -46,7 +46,7 @@ from .autoregressive import (BACKENDS, LS_BACKENDS, cot_rollout, draw_coefficien
 from .constructions import lsa_forward, prompt_tokens
 
 TSF = Paper("Why Do Transformers Fail to Forecast Time Series In-Context?", 2025, "2510.09776", index=22)
-MODULE, TEST = "theorylab/icl/autoregressive.py", "tests/icl/test_autoregressive_claims.py"
+MODULE, TEST = "theorylab/icl/autoregressive.py", "tests/icl/test_autoregressive.py"
 RESAMPLES = 1000
 LEVEL = 0.99  # each end of the central 98% bootstrap interval is a one-sided 99% bound
 GAIN_FRACTION, SLOPE_BAND, RATE_BAND = 0.1, 0.25, 0.03
