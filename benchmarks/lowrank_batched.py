@@ -12,18 +12,22 @@ Measured, float64, same inputs:
 * ``batched_svd``: ``eps_rank(M, eps, backend="ref")``: one batched numpy SVD (for reference);
 * ``loop_svd``: the per-item loop a user would write: for each matrix, ``np.linalg.svd``,
   the tail sums and the threshold ε||M||_F;
-* ``batched_lstsq``: ``theorylab.lowrank.fit_output_weights`` for a sweep of items (each: T
-  samples, H rank-1 heads): the heads of every item at once and one batched solve of the
-  normal equations (exact 1-norm condition check per item, SVD fallback above 1e6);
-* ``batched_lstsq_svd``: the same with ``method="svd"`` (one batched SVD, for reference);
+* ``batched_lstsq``: ``theorylab.lowrank.fit_output_weights(..., backend="numba")`` for a sweep
+  of items (each: T samples, H rank-1 heads): the heads of every item at once (compiled loops,
+  one vectorized exp) and one batched solve of the normal equations (exact 1-norm condition
+  check per item, SVD fallback above 1e6);
+* ``batched_lstsq_refheads``: the same with the heads by the numpy einsum reference
+  (``backend="ref"``); ``batched_lstsq_svd``: numba heads and ``method="svd"`` (one batched SVD);
 * ``loop_lstsq``: for each item, its heads (``attention_heads_ref``) and ``np.linalg.lstsq``;
+* ``loop_lstsq_numbaheads``: the same loop with each item's heads from the compiled kernel
+  (``attention_heads(..., backend="numba")``): how much of the ratio is the heads' formulation;
 * ``batched_solve`` / ``loop_solve``: the least-squares solve alone on the same precomputed
   head features Φ (items, T, H d): ``theorylab.lowrank.lstsq_batched`` against one
   ``np.linalg.lstsq`` per item (the heads' attention weights are the rest of the fit's time).
 
 Timings are interleaved (``theorylab.benchmarking.interleaved``); ratios of medians are the
 results.  Target: loop / batched >= 10 for both (ε-rank: ``loop_svd / batched_eps_rank``;
-output weights: ``loop_lstsq / batched_lstsq``).  The numba kernel is compiled (and cached)
+output weights: ``loop_lstsq / batched_lstsq``).  The numba kernels are compiled (and cached)
 before timing.
 """
 
@@ -58,6 +62,13 @@ def loop_lstsq(X, y, Q, K, f):
     return out
 
 
+def loop_lstsq_numbaheads(X, y, Q, K, f):
+    from theorylab.lowrank.heads import attention_heads
+
+    return [np.linalg.lstsq(attention_heads(X[s], y[s], Q[s], K[s], backend="numba").reshape(X.shape[1], -1),
+                            f[s], rcond=None)[0] for s in range(X.shape[0])]
+
+
 def main(argv=None) -> dict:
     from theorylab.lowrank import eps_rank, fit_output_weights, multihead_lowrank, nearest_point_target
     from theorylab.lowrank.bounded_entries import make_inputs as be_inputs
@@ -83,9 +94,11 @@ def main(argv=None) -> dict:
         "batched_eps_rank": lambda: eps_rank(Ms, EPS, backend="numba"),
         "batched_svd": lambda: eps_rank(Ms, EPS, backend="ref"),
         "loop_svd": lambda: loop_eps_rank(Ms, EPS),
-        "batched_lstsq": lambda: fit_output_weights(hp["X"], hp["y"], Q, K, backend="ref"),
-        "batched_lstsq_svd": lambda: fit_output_weights(hp["X"], hp["y"], Q, K, method="svd", backend="ref"),
+        "batched_lstsq": lambda: fit_output_weights(hp["X"], hp["y"], Q, K, backend="numba"),
+        "batched_lstsq_refheads": lambda: fit_output_weights(hp["X"], hp["y"], Q, K, backend="ref"),
+        "batched_lstsq_svd": lambda: fit_output_weights(hp["X"], hp["y"], Q, K, method="svd", backend="numba"),
         "loop_lstsq": lambda: loop_lstsq(hp["X"], hp["y"], Q, K, f),
+        "loop_lstsq_numbaheads": lambda: loop_lstsq_numbaheads(hp["X"], hp["y"], Q, K, f),
         "batched_solve": lambda: lstsq_batched(Phi, f),
         "loop_solve": lambda: [np.linalg.lstsq(P, g, rcond=None)[0] for P, g in zip(Phi, f)],
     }
@@ -99,6 +112,9 @@ def main(argv=None) -> dict:
     loop_pred = np.stack([attention_heads_ref(hp["X"][s], hp["y"][s], Q[s], K[s]).reshape(sz["samples"], -1) @ W
                           for s, W in enumerate(fns["loop_lstsq"]())])
     lstsq_err = float(np.max(np.abs(pred - loop_pred)) / np.max(np.abs(loop_pred)))
+    lstsq_err = max(lstsq_err, float(np.max(np.abs(np.swapaxes(O, -1, -2).reshape(len(O), -1, sz["d"])
+                                                    - np.stack(fns["loop_lstsq_numbaheads"]())))
+                                     / np.max(np.abs(O))))
 
     runs = interleaved(fns, max(1, args.repeat))
     t = {k: float(np.median(v)) for k, v in runs.items()}
@@ -112,6 +128,8 @@ def main(argv=None) -> dict:
         "loop_over_batched_svd": t["loop_svd"] / t["batched_svd"],
         "loop_over_batched_lstsq_svd": t["loop_lstsq"] / t["batched_lstsq_svd"],
         "loop_over_batched_lstsq": t["loop_lstsq"] / t["batched_lstsq"],
+        "loop_over_batched_lstsq_refheads": t["loop_lstsq"] / t["batched_lstsq_refheads"],
+        "loop_numbaheads_over_batched_lstsq": t["loop_lstsq_numbaheads"] / t["batched_lstsq"],
         "loop_over_batched_solve": t["loop_solve"] / t["batched_solve"],
         "solve_rel_error": float(np.max(np.abs(np.stack(fns["loop_solve"]()) - fns["batched_solve"]()))
                                  / np.max(np.abs(np.stack(fns["loop_solve"]())))),

@@ -161,7 +161,8 @@ def test_option_errors():
 
 
 # ---- the numba eps-rank (Gram eigenvalues in one compiled loop) against the batched SVD reference ----
-@given(B=st.integers(1, 4), m=st.integers(1, 13), n=st.integers(1, 13), kind=st.sampled_from(["exp", "gauss", "deficient"]),
+@given(B=st.sampled_from([1, 2, 4, 33]), m=st.integers(1, 13), n=st.integers(1, 13),
+       kind=st.sampled_from(["exp", "gauss", "deficient"]),
        scale=st.sampled_from([1.0, 1e-120, 1e120]), eps=st.sampled_from([0.3, 1e-2, 1e-5, 1e-7]), seed=seeds)
 @example(B=1, m=1, n=1, kind="gauss", scale=1.0, eps=1e-2, seed=0)
 @example(B=2, m=2, n=7, kind="deficient", scale=1.0, eps=1e-7, seed=1)
@@ -200,16 +201,25 @@ def test_numba_eps_rank_of_structured_spectra():
 def test_numba_kernel_decides_generic_items_itself(k, seed):
     """The SVD fallback must stay rare: on generic matrices the kernel's own eigenvalues match
     eigvalsh and its own ranks (no -1) equal the reference (a broken QR step would hide behind it)."""
-    from theorylab.lowrank._bounded_entries_numba import _tridiagonal_eigenvalues, _tridiagonalize, eps_rank_numba
+    from theorylab.lowrank._bounded_entries_numba import (
+        LANES,
+        _tridiagonal_eigenvalues,
+        _tridiagonalize_lanes,
+        eps_rank_numba,
+    )
 
     rng = np.random.default_rng(seed)
-    A = rng.standard_normal((k, k + 3))
-    G = A @ A.T
-    d, e = np.empty(k), np.empty(max(k - 1, 1))
-    _tridiagonalize(np.tril(G), d, e)
-    assert _tridiagonal_eigenvalues(d, e[: k - 1])
-    np.testing.assert_allclose(np.sort(d), np.linalg.eigvalsh(G), rtol=0, atol=1e-12 * np.abs(G).max())
-    M = np.exp(rng.standard_normal((4, k, 3)) @ rng.standard_normal((4, 3, k + 2)))
+    A = rng.standard_normal((3, k, k + 3))
+    A[2, :, 1:] = 0.0  # a rank-1 lane: zero columns below the diagonal (no-op reflectors) next to generic ones
+    Gs = A @ np.swapaxes(A, -1, -2)  # (3, k, k)
+    dd, ee, v, p = (np.empty((k, 3)) for _ in range(4))
+    _tridiagonalize_lanes(np.ascontiguousarray(np.moveaxis(Gs, 0, -1)), dd, ee, v, p)
+    for c, G in enumerate(Gs):
+        d, e = dd[:, c].copy(), ee[:, c].copy()
+        assert _tridiagonal_eigenvalues(d, e[: k - 1])
+        np.testing.assert_allclose(np.sort(d), np.linalg.eigvalsh(G), rtol=0, atol=1e-12 * np.abs(G).max())
+    B = LANES + 3  # a full group of lanes and a partial one
+    M = np.exp(rng.standard_normal((B, k, 3)) @ rng.standard_normal((B, 3, k + 2)))
     out = eps_rank_numba(M, 1e-2)
     assert np.all(out >= 0)
     np.testing.assert_array_equal(out, eps_rank(M, 1e-2, backend="ref"))

@@ -20,7 +20,7 @@ from theorylab.lowrank.heads import (
 from theorylab.testing import corrupt, seeds
 from theorylab.tolerances import assert_close
 
-BACKENDS = ["ref", "torch"]
+BACKENDS = ["ref", "numba", "torch"]
 dims = st.sampled_from([1, 2, 3, 5, 7])
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -47,6 +47,26 @@ def test_heads_match_a_loop_over_heads_and_samples(backend, T, N, d, H, r, scale
             w = np.exp(s - s.max())
             ref[t, h] = (w / w.sum()) @ p["X"][t]
     assert_close(out, ref, dtype=np.float64)
+
+
+@given(sweep=st.sampled_from([(), (1,), (3,), (2, 3)]), shared=st.booleans(), T=st.integers(1, 4),
+       N=st.integers(1, 6), d=dims, H=st.integers(1, 3), r=st.integers(1, 3),
+       scale=st.sampled_from([1e-3, 1.0, 40.0]), seed=seeds)
+@example(sweep=(2, 3), shared=False, T=1, N=1, d=1, H=1, r=1, scale=40.0, seed=0)
+def test_numba_heads_equal_the_reference_on_sweeps(sweep, shared, T, N, d, H, r, scale, seed):
+    """Sweep heads (sweep..., H, r, d) or shared heads (H, r, d) broadcast like the reference;
+    large logits (scale 40: shifted exponentials underflow to 0 except the maximum) included."""
+    rng = np.random.default_rng(seed)
+    p = make_inputs(rng, samples=T, N=N, d=d, batch=sweep)
+    Q, K = _heads(rng, ((H, r, d) if shared else sweep + (H, r, d)))
+    Q = Q * scale
+    out = attention_heads(p["X"], p["y"], Q, K, backend="numba")
+    ref = attention_heads_ref(p["X"], p["y"], Q, K)
+    assert out.shape == ref.shape == sweep + (T, H, d)
+    assert_close(out, ref, dtype=np.float64)
+    O = rng.standard_normal(out.shape[:-3] + (H, d, d)) if not shared else rng.standard_normal((H, d, d))
+    assert_close(multihead_lowrank(p["X"], p["y"], Q, K, O, backend="numba"),
+                 multihead_lowrank(p["X"], p["y"], Q, K, O, backend="ref"), dtype=np.float64)
 
 
 def test_nearest_point_by_hand():
@@ -106,7 +126,7 @@ def test_claim_holds_and_control_rejected():
 
 @given(key=st.sampled_from(["X", "y", "Q", "K"]),
        how=st.sampled_from(["drop_dim", "wrong_size", "int_dtype", "nan", "inf", "list", "empty"]),
-       backend=st.sampled_from(["auto", "ref", "torch"]))
+       backend=st.sampled_from(["auto", "ref", "numba", "torch"]))
 def test_bad_input_names_the_argument(key, how, backend):
     p = make_inputs(np.random.default_rng(0), samples=3, N=4, d=2)
     p["Q"], p["K"] = np.ones((2, 1, 2)), np.ones((2, 1, 2))

@@ -21,7 +21,7 @@ from theorylab.tolerances import assert_close
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.mark.parametrize("backend", ["ref", "torch"])
+@pytest.mark.parametrize("backend", ["ref", "numba", "torch"])
 @settings(max_examples=30)  # each example: a least-squares fit per prefix
 @given(T=st.integers(12, 30), N=st.integers(1, 5), d=st.sampled_from([1, 2, 3, 5]), H=st.integers(1, 4),
        r=st.integers(1, 2), seed=seeds)

@@ -1,12 +1,13 @@
 """numba path of :func:`theorylab.lowrank.eps_rank`: must match ``eps_rank_ref`` (imported lazily).
 
-Per item (one compiled loop over the batch, no LAPACK call per matrix):
+Per item (one compiled loop over the batch, no LAPACK call per matrix; steps 1-2 run on
+:data:`LANES` items at once with the item index innermost, so their loops vectorize):
 
 1. M scaled by 1/max|M_ij| (rank_ε is scale-free), then the Gram matrix of the shorter side,
-   G = M Mᵀ (m <= n) or Mᵀ M: its eigenvalues are σ_i²;
+   G = M Mᵀ (m <= n) or Mᵀ M (full square storage): its eigenvalues are σ_i²;
 2. Householder reduction of G to a tridiagonal T (the same eigenvalues): for each column k a
    reflector I − 2 v vᵀ zeroes G[k+2:, k], and G22 ← G22 − v wᵀ − w vᵀ with
-   p = 2 G22 v, w = p − (vᵀ p) v;
+   p = 2 G22 v, w = p − (vᵀ p) v (:func:`_tridiagonalize_lanes`);
 3. the eigenvalues of T by implicit symmetric QR steps with the Wilkinson shift (Golub & Van
    Loan, Alg. 8.3.2): a Givens rotation on rows/columns (k, k+1) chases the bulge down the
    band; an off-diagonal |e_i| <= eps ||T||_F deflates (absolute: eigenvalues are needed to
@@ -28,44 +29,59 @@ U_ROUND = np.finfo(np.float64).eps / 2
 
 
 @njit(cache=True)
-def _tridiagonalize(G, d, e):
-    """Householder: symmetric G (k, k) -> diagonal d (k,), off-diagonal e (k-1,).  Overwrites G."""
-    k = G.shape[0]
-    v = np.empty(k)
-    p = np.empty(k)
+def _tridiagonalize_lanes(G, d, e, v, p):
+    """Householder tridiagonalization of C symmetric matrices at once, the item index innermost.
+
+    G (k, k, C), full storage, overwritten; -> d (k, C) diagonals, e (k, C) off-diagonals
+    (e[:k-1]); v, p (k, C) workspace.  The control flow is the same for every item (a zero
+    column below the diagonal gets v = 0, a no-op reflector), so every innermost loop runs over
+    the C items with independent lanes and the compiler vectorizes it.  Per item the arithmetic
+    is that of the textbook reduction: reflector I − 2 v vᵀ zeroing G[k+2:, k], p = 2 G22 v,
+    w = p − (vᵀp) v, G22 ← G22 − v wᵀ − w vᵀ (exactly symmetric: x + y = y + x)."""
+    k, C = G.shape[1], G.shape[2]
+    norm2 = np.empty(C)
+    x0 = np.empty(C)
+    vp = np.empty(C)
     for j in range(k - 2):
-        norm2 = 0.0
+        norm2[:] = 0.0
         for i in range(j + 1, k):
-            norm2 += G[i, j] * G[i, j]
-        x0 = G[j + 1, j]
-        alpha = -np.sqrt(norm2) if x0 >= 0 else np.sqrt(norm2)  # reflect x onto alpha e_1, no cancellation
-        d[j] = G[j, j]
-        e[j] = alpha
-        vnorm2 = norm2 - x0 * x0 + (x0 - alpha) * (x0 - alpha)
-        if vnorm2 == 0.0:
-            continue
-        inv = 1.0 / np.sqrt(vnorm2)
+            for c in range(C):
+                norm2[c] += G[j, i, c] * G[j, i, c]
+        for c in range(C):
+            x = G[j, j + 1, c]
+            r = np.sqrt(norm2[c])
+            alpha = -r if x >= 0 else r  # reflect x onto alpha e_1, no cancellation
+            d[j, c] = G[j, j, c]
+            e[j, c] = alpha
+            vn2 = norm2[c] - x * x + (x - alpha) * (x - alpha)
+            x0[c] = (x - alpha)
+            norm2[c] = 1.0 / np.sqrt(vn2) if vn2 > 0.0 else 0.0  # 0: nothing to reflect, v = 0
         for i in range(j + 1, k):
-            v[i] = G[i, j] * inv
-        v[j + 1] = (x0 - alpha) * inv
-        vp = 0.0
-        for i in range(j + 1, k):  # p = 2 G22 v from the lower triangle (G22 symmetric)
-            s = 0.0
-            for l in range(j + 1, i + 1):
-                s += G[i, l] * v[l]
-            for l in range(i + 1, k):
-                s += G[l, i] * v[l]
-            p[i] = 2.0 * s
-            vp += v[i] * p[i]
+            for c in range(C):
+                v[i, c] = G[j, i, c] * norm2[c]
+                p[i, c] = 0.0
+        for c in range(C):
+            v[j + 1, c] = x0[c] * norm2[c]
+        for l in range(j + 1, k):  # p = 2 G22 v = Σ_l 2 v_l G22[l, :]
+            for i in range(j + 1, k):
+                for c in range(C):
+                    p[i, c] += 2.0 * v[l, c] * G[l, i, c]
+        vp[:] = 0.0
+        for i in range(j + 1, k):
+            for c in range(C):
+                vp[c] += v[i, c] * p[i, c]
         for i in range(j + 1, k):  # w = p − (vᵀp) v, stored in p
-            p[i] -= vp * v[i]
-        for i in range(j + 1, k):  # lower triangle only
-            for l in range(j + 1, i + 1):
-                G[i, l] -= v[i] * p[l] + p[i] * v[l]
-    if k >= 2:
-        d[k - 2] = G[k - 2, k - 2]
-        e[k - 2] = G[k - 1, k - 2]  # lower triangle
-    d[k - 1] = G[k - 1, k - 1]
+            for c in range(C):
+                p[i, c] -= vp[c] * v[i, c]
+        for i in range(j + 1, k):  # G22 ← G22 − v wᵀ − w vᵀ
+            for l in range(j + 1, k):
+                for c in range(C):
+                    G[i, l, c] -= v[i, c] * p[l, c] + p[i, c] * v[l, c]
+    for c in range(C):
+        if k >= 2:
+            d[k - 2, c] = G[k - 2, k - 2, c]
+            e[k - 2, c] = G[k - 2, k - 1, c]
+        d[k - 1, c] = G[k - 1, k - 1, c]
 
 
 @njit(cache=True)
@@ -115,59 +131,88 @@ def _tridiagonal_eigenvalues(d, e):
     return hi == 0  # False: no convergence (the caller falls back)
 
 
+LANES = 32  # items reduced together (their Gram matrices stay in cache: 32 x 24 x 24 doubles = 144 KiB)
+
+
 @njit(cache=True)
 def eps_rank_numba(M, eps):
     """rank_ε per item of M (B, m, n) float64; -1 where the decision is within rounding (recompute by SVD)."""
     B, m, n = M.shape
     k = min(m, n)
+    L = max(m, n)
     out = np.empty(B, dtype=np.int64)
-    G = np.empty((k, k))
+    C = LANES
+    W = np.empty((L, k, C))
+    G = np.empty((k, k, C))
+    dd = np.empty((k, C))
+    ee = np.empty((k, C))
+    v = np.empty((k, C))
+    p = np.empty((k, C))
+    scale = np.empty(C)
+    fro2 = np.empty(C)
     d = np.empty(k)
     e = np.empty(max(k - 1, 1))
-    for b in range(B):
-        amax = 0.0
-        for i in range(m):
-            for j in range(n):
-                amax = max(amax, abs(M[b, i, j]))
-        if amax == 0.0:  # M = 0: every tail is 0, not > 0
-            out[b] = 0
-            continue
-        A = M[b] / amax  # rank_ε is scale-free; entries <= 1 keep the Gram and the rotations far from overflow
-        fro2 = 0.0
-        for i in range(m):
-            for j in range(n):
-                fro2 += A[i, j] * A[i, j]
-        for i in range(k):  # Gram of the shorter side (lower triangle: all the reduction reads)
-            for j in range(i + 1):
-                s = 0.0
-                if m <= n:
-                    for l in range(n):
-                        s += A[i, l] * A[j, l]
-                else:
-                    for l in range(m):
-                        s += A[l, i] * A[l, j]
-                G[i, j] = s
-        _tridiagonalize(G, d, e)
-        if not _tridiagonal_eigenvalues(d, e[: k - 1] if k > 1 else e[:0]):
-            out[b] = -1
-            continue
-        finite = np.isfinite(fro2)
-        for i in range(k):
-            finite = finite and np.isfinite(d[i])
-        if not finite:  # overflow in the Gram or the rotations: the SVD decides
-            out[b] = -1
-            continue
-        lam = np.sort(np.maximum(d, 0.0))[::-1]  # σ_i², descending
-        thr = eps * eps * fro2
-        delta = 64.0 * k * k * U_ROUND * fro2
-        tail = 0.0
-        count = 0
-        unsure = False
-        for r in range(k - 1, -1, -1):  # tail = Σ_{i>=r} λ_i, r from the end
-            tail += lam[r]
-            if abs(tail - thr) <= delta:
-                unsure = True
-            if tail > thr:
-                count += 1
-        out[b] = -1 if unsure else count
+    for b0 in range(0, B, C):
+        nb = min(C, B - b0)
+        for c in range(C):
+            amax = 0.0
+            if c < nb:
+                for i in range(m):
+                    for j in range(n):
+                        amax = max(amax, abs(M[b0 + c, i, j]))
+            # rank_ε is scale-free; entries <= 1 keep the Gram and the rotations far from overflow
+            scale[c] = 1.0 / amax if amax > 0.0 else 0.0  # M = 0 (or a pad lane): W = 0, decided below
+        W[:, :, :] = 0.0
+        for c in range(nb):  # W (L, k): the shorter side's vectors as columns, G = Wᵀ W (A Aᵀ or Aᵀ A)
+            for i in range(m):
+                for j in range(n):
+                    if m <= n:
+                        W[j, i, c] = M[b0 + c, i, j] * scale[c]
+                    else:
+                        W[i, j, c] = M[b0 + c, i, j] * scale[c]
+        fro2[:] = 0.0
+        G[:, :, :] = 0.0
+        for l in range(L):
+            for i in range(k):
+                for c in range(C):
+                    fro2[c] += W[l, i, c] * W[l, i, c]
+                for i2 in range(k):  # G[i, :] += W[l, i] W[l, :]: full square, exactly symmetric
+                    for c in range(C):
+                        G[i, i2, c] += W[l, i, c] * W[l, i2, c]
+        _tridiagonalize_lanes(G, dd, ee, v, p)
+        for c in range(nb):
+            if scale[c] == 0.0:  # M = 0: every tail is 0, not > 0
+                out[b0 + c] = 0
+                continue
+            for i in range(k):
+                d[i] = dd[i, c]
+                if i < k - 1:
+                    e[i] = ee[i, c]
+            out[b0 + c] = _decide(d, e, fro2[c], eps)
     return out
+
+
+@njit(cache=True)
+def _decide(d, e, fro2, eps):
+    """Eigenvalues of the tridiagonal (d, e) -> rank_ε, or -1 when rounding could flip the decision."""
+    k = d.shape[0]
+    if not _tridiagonal_eigenvalues(d, e[: k - 1] if k > 1 else e[:0]):
+        return -1
+    finite = np.isfinite(fro2)
+    for i in range(k):
+        finite = finite and np.isfinite(d[i])
+    if not finite:  # overflow in the Gram or the rotations: the SVD decides
+        return -1
+    lam = np.sort(np.maximum(d, 0.0))[::-1]  # σ_i², descending
+    thr = eps * eps * fro2
+    delta = 64.0 * k * k * U_ROUND * fro2
+    tail = 0.0
+    count = 0
+    unsure = False
+    for r in range(k - 1, -1, -1):  # tail = Σ_{i>=r} λ_i, r from the end
+        tail += lam[r]
+        if abs(tail - thr) <= delta:
+            unsure = True
+        if tail > thr:
+            count += 1
+    return -1 if unsure else count

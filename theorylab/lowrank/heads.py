@@ -32,10 +32,12 @@ import numpy as np
 
 from .. import _validate as V_
 from ..backends import is_tensor, like_input, resolve_backend, to_numpy, to_torch
-from ._common import BACKENDS, check_inputs, mismatch
+from ._common import check_inputs, mismatch
 
 __all__ = ["nearest_point_target", "attention_heads", "attention_heads_ref", "multihead_lowrank",
-           "fit_output_weights", "lstsq_batched", "full_rank_head", "make_inputs"]
+           "fit_output_weights", "lstsq_batched", "full_rank_head", "make_inputs", "HEADS_BACKENDS"]
+
+HEADS_BACKENDS = ("ref", "numba", "torch")  # attention_heads / fit_output_weights / held_out_errors
 
 
 def make_inputs(rng: np.random.Generator, *, samples=64, N=8, d=3, batch=(), dtype=np.float64) -> dict:
@@ -103,14 +105,22 @@ def attention_heads_ref(X, y, Q, K) -> np.ndarray:
 
 def attention_heads(X, y, Q, K, *, backend="auto"):
     """Every head's output (..., H, d).  Q, K (H, r, d) shared by all samples, or (sweep..., H, r, d)
-    with X (sweep..., samples, N, d).  Backends ``"ref"``, ``"torch"`` (differentiable), ``"auto"``."""
+    with X (sweep..., samples, N, d).  Backends ``"ref"`` (float64 numpy einsum), ``"numba"``
+    (float64, compiled loops over items, samples and heads, one vectorized exp;
+    :mod:`theorylab.lowrank._heads_numba`), ``"torch"`` (differentiable), ``"auto"`` (torch
+    tensors -> torch, numpy -> numba when installed, else ref)."""
     kind = _check(X, y, Q, K)
-    backend = resolve_backend(backend, (X, y, Q, K), valid=BACKENDS)
+    backend = resolve_backend(backend, (X, y, Q, K), valid=HEADS_BACKENDS)
     if backend == "torch":
         from ._heads_torch import attention_heads_torch
 
         return like_input(attention_heads_torch(*(to_torch(a) for a in (X, y, Q, K))), X)
-    out = attention_heads_ref(*(to_numpy(a) for a in (X, y, Q, K)))
+    if backend == "numba":
+        from ._heads_numba import attention_heads_numba
+
+        out = attention_heads_numba(*(to_numpy(a) for a in (X, y, Q, K)))
+    else:
+        out = attention_heads_ref(*(to_numpy(a) for a in (X, y, Q, K)))
     return like_input(out, X) if kind == "torch" else out.astype(X.dtype, copy=False)
 
 
@@ -136,7 +146,8 @@ def fit_output_weights(X, y, Q, K, *, target=None, rcond=1e-10, method="auto", b
     X (sweep..., T, N, d), Q, K (sweep..., H, r, d); ``target`` (sweep..., T, d) defaults to the
     nearest point.  With Φ (sweep..., T, H d) the heads side by side, every item of the sweep is
     solved at once by :func:`lstsq_batched` (``method``: ``"normal"``/``"auto"`` normal equations
-    with a per-item conditioning check and SVD fallback, ``"svd"`` one batched SVD);
+    with a per-item conditioning check and SVD fallback, ``"svd"`` one batched SVD); the heads
+    come from :func:`attention_heads` on ``backend`` (``"ref"``, ``"numba"``, ``"torch"``, ``"auto"``);
     O = V diag(1/σ) Uᵀ f with σ < rcond σ_max dropped (zero heads padded in are harmless).
     """
     _check(X, y, Q, K)
