@@ -7,15 +7,16 @@
 Measured, float64, same inputs:
 
 * ``batched_eps_rank``: ``theorylab.lowrank.eps_rank(M, eps, backend="numba")`` on a stack M of
-  exp(QKᵀ) matrices (items, n, n): one compiled loop, per item the eigenvalues of the Gram
-  matrix (Householder + implicit QR), items within rounding of the threshold re-decided by SVD;
+  exp(QKᵀ) matrices (items, n, n): one compiled loop, the Gram matrices of 32 items formed and
+  tridiagonalized together (item index innermost), per item the eigenvalues by implicit QR,
+  items within rounding of the threshold re-decided by SVD;
 * ``batched_svd``: ``eps_rank(M, eps, backend="ref")``: one batched numpy SVD (for reference);
 * ``loop_svd``: the per-item loop a user would write: for each matrix, ``np.linalg.svd``,
   the tail sums and the threshold ε||M||_F;
 * ``batched_lstsq``: ``theorylab.lowrank.fit_output_weights(..., backend="numba")`` for a sweep
-  of items (each: T samples, H rank-1 heads): the heads of every item at once (compiled loops,
-  one vectorized exp) and one batched solve of the normal equations (exact 1-norm condition
-  check per item, SVD fallback above 1e6);
+  of items (each: T samples, H rank-1 heads): the heads and the nearest-point targets of every
+  item at once (compiled loops, one numpy exp over all logits) and one batched solve of the
+  normal equations (exact 1-norm condition check per item, SVD fallback above 1e6);
 * ``batched_lstsq_refheads``: the same with the heads by the numpy einsum reference
   (``backend="ref"``); ``batched_lstsq_svd``: numba heads and ``method="svd"`` (one batched SVD);
 * ``loop_lstsq``: for each item, its heads (``attention_heads_ref``) and ``np.linalg.lstsq``;

@@ -150,9 +150,15 @@ def fit_output_weights(X, y, Q, K, *, target=None, rcond=1e-10, method="auto", b
     come from :func:`attention_heads` on ``backend`` (``"ref"``, ``"numba"``, ``"torch"``, ``"auto"``);
     O = V diag(1/σ) Uᵀ f with σ < rcond σ_max dropped (zero heads padded in are harmless).
     """
-    _check(X, y, Q, K)
-    heads = attention_heads(X, y, Q, K, backend=backend)  # (sweep..., T, H, d)
-    f = nearest_point_target(X, y) if target is None else target
+    kind = _check(X, y, Q, K)
+    if kind == "numpy" and resolve_backend(backend, (X, y, Q, K), valid=HEADS_BACKENDS) == "numba":
+        from ._heads_numba import attention_heads_numba, nearest_point_numba  # inputs checked once, above
+
+        heads = attention_heads_numba(X, y, Q, K).astype(X.dtype, copy=False)
+        f = nearest_point_numba(X, y).astype(X.dtype, copy=False) if target is None else target
+    else:
+        heads = attention_heads(X, y, Q, K, backend=backend)  # (sweep..., T, H, d)
+        f = nearest_point_target(X, y) if target is None else target
     shp = tuple(heads.shape)
     Phi = heads.reshape(shp[:-2] + (shp[-2] * shp[-1],))  # (sweep..., T, H d)
     W = lstsq_batched(Phi, to_torch(f).to(Phi) if is_tensor(Phi) else np.asarray(f), rcond=rcond, method=method)
