@@ -83,6 +83,16 @@ def test_numba_nearest_point_equals_the_public_target(shape, N, d, ties, seed):
     np.testing.assert_array_equal(nearest_point_numba(X, p["y"]), nearest_point_target(X, p["y"]))
 
 
+def test_nearest_point_exact_tie_between_distinct_points_takes_the_first():
+    """⟨x_1, y⟩ = ⟨x_2, y⟩ = 0.6 exactly for distinct points: both paths return x_1 (argmax's first maximum)."""
+    from theorylab.lowrank._heads_numba import nearest_point_numba
+
+    X = np.array([[[-1.0, 0.0], [0.6, 0.8], [0.6, -0.8]]])
+    y = np.array([[1.0, 0.0]])
+    np.testing.assert_array_equal(nearest_point_target(X, y), [[0.6, 0.8]])
+    np.testing.assert_array_equal(nearest_point_numba(X, y), [[0.6, 0.8]])
+
+
 def test_nearest_point_by_hand():
     X = np.array([[[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]])
     y = np.array([[0.1, 0.9]])
