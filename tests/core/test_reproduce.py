@@ -270,3 +270,14 @@ def test_a_worker_with_other_library_code_refuses_the_task(toy):
 
     index, result, seconds = run_task(task._replace(library=library_version()))
     assert index == 0 and len(result["x"]) == 2 and result["bad"] is None and seconds >= 0
+
+
+def test_cli_jobs_runs_a_real_experiment_in_worker_processes_with_the_in_process_data(tmp_path, capsys):
+    """`theorylab reproduce --jobs 2` end to end: the cells of a real figure run in two worker
+    processes and give the data of the in-process run."""
+    base = ["reproduce", "icl_prequential", "--quick"]
+    assert main([*base, "--jobs", "2", "--out", str(tmp_path / "pool"), "--cache", str(tmp_path / "c1")]) == 0
+    out = capsys.readouterr().out
+    assert "executor: process pool" in out
+    assert main([*base, "--no-cache", "--out", str(tmp_path / "here")]) == 0
+    assert comparable(tmp_path / "pool" / "icl_prequential.json") == comparable(tmp_path / "here" / "icl_prequential.json")
