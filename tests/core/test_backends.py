@@ -115,3 +115,16 @@ def test_first_torch_call_of_a_process_is_accurate():
     errors = [float(subprocess.run([sys.executable, "-c", _FIRST_CALL], capture_output=True, text=True,
                                    timeout=300, check=True).stdout) for _ in range(30)]
     assert max(errors) <= 1e-12, sorted(errors)[-3:]
+
+
+def test_one_torch_thread_restores_the_callers_count_even_on_error():
+    import torch
+
+    from theorylab.backends import one_torch_thread
+
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError):
+        with one_torch_thread():
+            assert torch.get_num_threads() == 1
+            raise RuntimeError("inside")
+    assert torch.get_num_threads() == before

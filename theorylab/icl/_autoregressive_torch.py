@@ -11,18 +11,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..backends import one_torch_thread
+
 
 def adam_lsa(W0, batches, p: int, *, lr: float, n_min: int):
     """Adam from the weights ``W0`` (3 arrays (p + 1, p + 1)) over the prompt batches (each (B, T) numpy):
     loss = mean (ŷ_n − x_{p+n})² over n >= n_min.  Returns WQ, WK, WV (numpy float64) and the losses."""
     from .autoregressive import lsa_forecast
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: one thread is fastest, and its sums have one order on every machine
-    try:
+    with one_torch_thread():  # tiny tensors: one thread is fastest, and its sums have one order on every machine
         return _adam(W0, batches, p, lr, n_min, lsa_forecast)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _adam(W0, batches, p, lr, n_min, lsa_forecast):

@@ -13,6 +13,8 @@ import math
 
 import torch
 
+from ..backends import one_torch_thread
+
 
 # ---------------------------------------------------------------------------------------
 # initialization (a torch.Generator, never the global RNG)
@@ -156,13 +158,9 @@ def train(kind, *, d, k, noise, tau, steps, batch, lr, seed, layers, width, head
     flat vector, so Adam (β = 0.9, 0.999; warm-up over 20 steps, then a linear decay to 0.1 lr)
     and the gradient-norm clipping (at 1) are a handful of vector operations per step.  It runs on
     one torch thread (restored afterwards): the same weights whatever the caller's thread count."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: one thread is ~5x faster than two (no spin-waits) and bit-reproducible
-    try:
+    with one_torch_thread():
         return _train(kind, d=d, k=k, noise=noise, tau=tau, steps=steps, batch=batch, lr=lr, seed=seed, layers=layers,
                       width=width, heads=heads, init_scale=init_scale, shuffle_labels=shuffle_labels, dtype=dtype)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(kind, *, d, k, noise, tau, steps, batch, lr, seed, layers, width, heads, init_scale, shuffle_labels, dtype):
