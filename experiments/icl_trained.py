@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theorylab.experiment import progress, run_experiment
+from theorylab.experiment import Cells, run_experiment
 from theorylab.icl import make_inputs
 from theorylab.icl.learners import best_gd_lr, best_ridge_lambda, ilwd, learner_predict, predictor_predictions, spd, train_learner
 
@@ -59,37 +59,54 @@ def _measure(f, p, lam):
     return ({n: spd(f, v).tolist() for n, v in P.items()}, {n: ilwd(Xq, f, v).tolist() for n, v in P.items()}, eta)
 
 
-def compute(cfg: Config) -> dict:
-    timings = {"transformer": [], "lsa": [], "noise_models": []}
-    common = dict(d=cfg.d, k=cfg.k, tau=cfg.tau, batch=cfg.batch)
-    tf = dict(common, layers=cfg.layers, width=cfg.width, heads=cfg.heads, steps=cfg.steps)
+def cells(cfg: Config) -> list[dict]:
+    """One cell per (seed, learner) for the SPD / ILWD panels, one per (seed, noise) for λ*."""
+    return ([{"panel": "fit", "seed": s, "kind": kind} for s in cfg.seeds for kind in ("transformer", "lsa")]
+            + [{"panel": "lambda", "seed": s, "noise": noise} for s in cfg.seeds for noise in cfg.noises])
+
+
+def _train(cfg: Config, kind: str, noise: float, seed: int):
+    common = dict(d=cfg.d, k=cfg.k, tau=cfg.tau, batch=cfg.batch, noise=noise, seed=seed)
+    if kind == "lsa":
+        return train_learner("lsa", **common, layers=1, steps=cfg.lsa_steps)
+    return train_learner("transformer", **common, layers=cfg.layers, width=cfg.width, heads=cfg.heads, steps=cfg.steps)
+
+
+def compute_cell(cfg: Config, cell: dict) -> dict:
+    """Train one learner (seeded) and measure it on fresh prompts of the same seed."""
+    s = cell["seed"]
+    if cell["panel"] == "fit":
+        t0 = time.perf_counter()
+        model = _train(cfg, cell["kind"], cfg.noise, s)
+        seconds = time.perf_counter() - t0
+        p = make_inputs(np.random.default_rng([s, 1]), batch=cfg.prompts, k=cfg.k, d=cfg.d, m=2 * cfg.d,
+                        noise=cfg.noise, tau=cfg.tau)
+        f = learner_predict(model, p["X"], p["y"], p["Xq"], prefixes=True, backend="torch")
+        sp, il, eta = _measure(f, p, cfg.noise**2 / cfg.tau**2)
+        return {"spd": sp, "ilwd": il, "eta": eta, "final_loss": float(np.mean(model.losses[-20:])),
+                "train_seconds": seconds}
+    t0 = time.perf_counter()
+    model = _train(cfg, "transformer", cell["noise"], s)
+    seconds = time.perf_counter() - t0
+    p = make_inputs(np.random.default_rng([s, 2]), batch=cfg.prompts, k=cfg.k, d=cfg.d, m=2 * cfg.d,
+                    noise=cell["noise"], tau=cfg.tau)
+    f = learner_predict(model, p["X"], p["y"], p["Xq"], prefixes=True, backend="torch")
+    return {"lambda_star": float(best_ridge_lambda(f, p["X"], p["y"], p["Xq"], LAMS, backend="ref")[0]),
+            "train_seconds": seconds}
+
+
+def assemble(cfg: Config, results: list) -> dict:
     curves = {"transformer": [], "lsa": []}
-    etas = {"transformer": [], "lsa": []}
-    for s in progress(cfg.seeds, "seeds (SPD, ILWD)"):
-        for kind in ("transformer", "lsa"):
-            t0 = time.perf_counter()
-            model = (train_learner("transformer", **tf, noise=cfg.noise, seed=s) if kind == "transformer" else
-                     train_learner("lsa", **common, layers=1, steps=cfg.lsa_steps, noise=cfg.noise, seed=s))
-            timings[kind].append(time.perf_counter() - t0)
-            p = make_inputs(np.random.default_rng([s, 1]), batch=cfg.prompts, k=cfg.k, d=cfg.d, m=2 * cfg.d,
-                            noise=cfg.noise, tau=cfg.tau)
-            f = learner_predict(model, p["X"], p["y"], p["Xq"], prefixes=True, backend="torch")
-            sp, il, eta = _measure(f, p, cfg.noise**2 / cfg.tau**2)
-            curves[kind].append({"spd": sp, "ilwd": il, "final_loss": float(np.mean(model.losses[-20:]))})
-            etas[kind].append(eta)
-    lam_star = []
-    for s in progress(cfg.seeds, "seeds (best λ per noise)"):
-        row = []
-        for noise in cfg.noises:
-            t0 = time.perf_counter()
-            model = train_learner("transformer", **tf, noise=noise, seed=s)
-            timings["noise_models"].append(time.perf_counter() - t0)
-            p = make_inputs(np.random.default_rng([s, 2]), batch=cfg.prompts, k=cfg.k, d=cfg.d, m=2 * cfg.d,
-                            noise=noise, tau=cfg.tau)
-            f = learner_predict(model, p["X"], p["y"], p["Xq"], prefixes=True, backend="torch")
-            row.append(best_ridge_lambda(f, p["X"], p["y"], p["Xq"], LAMS, backend="ref")[0])
-        lam_star.append(row)
-    lam_star = np.array(lam_star)  # (seeds, noises)
+    timings = {"transformer": [], "lsa": [], "noise_models": []}
+    lam = {}
+    for c, r in zip(cells(cfg), results):
+        if c["panel"] == "fit":
+            curves[c["kind"]].append(r)
+            timings[c["kind"]].append(r["train_seconds"])
+        else:
+            lam[(c["seed"], c["noise"])] = r["lambda_star"]
+            timings["noise_models"].append(r["train_seconds"])
+    lam_star = np.array([[lam[(s, n)] for n in cfg.noises] for s in cfg.seeds])  # (seeds, noises)
     ratio = np.array(cfg.noises) ** 2 / cfg.tau**2
     slopes = [float(np.polyfit(np.log(ratio), np.log(r), 1)[0]) for r in lam_star]
 
@@ -99,14 +116,18 @@ def compute(cfg: Config) -> dict:
                     "min": np.min([c[what][n] for c in curves[kind]], 0).tolist(),
                     "max": np.max([c[what][n] for c in curves[kind]], 0).tolist()} for n in names}
 
+    def learner(kind):
+        return {"spd": agg(kind, "spd"), "ilwd": agg(kind, "ilwd"), "gd_lr": [c["eta"] for c in curves[kind]],
+                "final_loss": [c["final_loss"] for c in curves[kind]]}
+
     return {"n": list(range(1, cfg.k + 1)), "noise": cfg.noise, "tau": cfg.tau,
-            "transformer": {"spd": agg("transformer", "spd"), "ilwd": agg("transformer", "ilwd"),
-                            "gd_lr": etas["transformer"], "final_loss": [c["final_loss"] for c in curves["transformer"]]},
-            "lsa": {"spd": agg("lsa", "spd"), "ilwd": agg("lsa", "ilwd"), "gd_lr": etas["lsa"],
-                    "final_loss": [c["final_loss"] for c in curves["lsa"]]},
+            "transformer": learner("transformer"), "lsa": learner("lsa"),
             "best_lambda": {"noise": list(cfg.noises), "bayes": ratio.tolist(), "per_seed": lam_star.tolist(),
                             "loglog_slope_per_seed": slopes, "lambda_grid": LAMS.tolist()},
             "timings": {"train_seconds": timings, "total_train_seconds": float(sum(map(sum, timings.values())))}}
+
+
+compute = Cells(cells, compute_cell, assemble)
 
 
 def plot(data: dict, path) -> None:
