@@ -234,3 +234,21 @@ def test_polynomial_features_ref_backend_keeps_torch_in_torch_out():
     np.testing.assert_allclose(ref.numpy(), polynomial_features(X, 2, backend="ref"), rtol=1e-12)
     out32 = polynomial_features(X.astype(np.float32), 2, backend="ref")
     assert isinstance(out32, np.ndarray) and out32.dtype == np.float32
+
+
+def test_numba_eps_rank_does_not_depend_on_the_thread_count():
+    """Groups of lanes run in parallel (prange): one thread and all threads give the same ranks."""
+    import numba
+
+    from theorylab.lowrank._bounded_entries_numba import LANES, eps_rank_numba
+
+    rng = np.random.default_rng(11)
+    M = np.exp(rng.standard_normal((3 * LANES + 5, 9, 3)) @ rng.standard_normal((3 * LANES + 5, 3, 7)))
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = eps_rank_numba(M, 1e-3)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(eps_rank_numba(M, 1e-3), one)
+    np.testing.assert_array_equal(one, eps_rank(M, 1e-3, backend="ref"))

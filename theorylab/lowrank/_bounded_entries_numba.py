@@ -1,10 +1,11 @@
 """numba path of :func:`theorylab.lowrank.eps_rank`: must match ``eps_rank_ref`` (imported lazily).
 
-Per item (one compiled loop over the batch, no LAPACK call per matrix; steps 1-2 run on
-:data:`LANES` items at once with the item index innermost, so their loops vectorize):
+Per item (compiled loops, no LAPACK call per matrix; steps 1-2 run on
+:data:`LANES` items at once with the item index innermost, so their loops vectorize; the groups
+of LANES items run in parallel on numba's threads):
 
 1. M scaled by 1/max|M_ij| (rank_ε is scale-free), then the Gram matrix of the shorter side,
-   G = M Mᵀ (m <= n) or Mᵀ M (full square storage): its eigenvalues are σ_i²;
+   G = M Mᵀ (m <= n) or Mᵀ M (upper triangle accumulated, then mirrored): its eigenvalues are σ_i²;
 2. Householder reduction of G to a tridiagonal T (the same eigenvalues): for each column k a
    reflector I − 2 v vᵀ zeroes G[k+2:, k], and G22 ← G22 − v wᵀ − w vᵀ with
    p = 2 G22 v, w = p − (vᵀ p) v (:func:`_tridiagonalize_lanes`);
@@ -23,7 +24,7 @@ the kernel never decides a case its rounding could flip.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 U_ROUND = np.finfo(np.float64).eps / 2
 
@@ -134,62 +135,73 @@ def _tridiagonal_eigenvalues(d, e):
 LANES = 32  # items reduced together (their Gram matrices stay in cache: 32 x 24 x 24 doubles = 144 KiB)
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def eps_rank_numba(M, eps):
-    """rank_ε per item of M (B, m, n) float64; -1 where the decision is within rounding (recompute by SVD)."""
+    """rank_ε per item of M (B, m, n) float64; -1 where the decision is within rounding (recompute by SVD).
+
+    Groups of :data:`LANES` items are independent: they run on all numba threads (``prange``),
+    each group with its own workspace, so the result does not depend on the thread count."""
+    B, m, n = M.shape
+    k = min(m, n)
+    out = np.empty(B, dtype=np.int64)
+    C = LANES
+    for g in prange((B + C - 1) // C):
+        _eps_rank_group(M, eps, g * C, min(C, B - g * C), out)
+    return out
+
+
+@njit(cache=True)
+def _eps_rank_group(M, eps, b0, nb, out):
+    """Items b0 .. b0+nb-1 (nb <= LANES) -> out[b0 : b0+nb]: steps 1-4 of the module docstring."""
     B, m, n = M.shape
     k = min(m, n)
     L = max(m, n)
-    out = np.empty(B, dtype=np.int64)
     C = LANES
-    W = np.empty((L, k, C))
-    G = np.empty((k, k, C))
+    W = np.zeros((L, k, C))
+    G = np.zeros((k, k, C))
     dd = np.empty((k, C))
     ee = np.empty((k, C))
     v = np.empty((k, C))
     p = np.empty((k, C))
-    scale = np.empty(C)
-    fro2 = np.empty(C)
+    scale = np.zeros(C)
+    fro2 = np.zeros(C)
     d = np.empty(k)
     e = np.empty(max(k - 1, 1))
-    for b0 in range(0, B, C):
-        nb = min(C, B - b0)
-        for c in range(C):
-            amax = 0.0
-            if c < nb:
-                for i in range(m):
-                    for j in range(n):
-                        amax = max(amax, abs(M[b0 + c, i, j]))
-            # rank_ε is scale-free; entries <= 1 keep the Gram and the rotations far from overflow
-            scale[c] = 1.0 / amax if amax > 0.0 else 0.0  # M = 0 (or a pad lane): W = 0, decided below
-        W[:, :, :] = 0.0
-        for c in range(nb):  # W (L, k): the shorter side's vectors as columns, G = Wᵀ W (A Aᵀ or Aᵀ A)
-            for i in range(m):
-                for j in range(n):
-                    if m <= n:
-                        W[j, i, c] = M[b0 + c, i, j] * scale[c]
-                    else:
-                        W[i, j, c] = M[b0 + c, i, j] * scale[c]
-        fro2[:] = 0.0
-        G[:, :, :] = 0.0
-        for l in range(L):
-            for i in range(k):
+    for c in range(nb):
+        amax = 0.0
+        for i in range(m):
+            for j in range(n):
+                amax = max(amax, abs(M[b0 + c, i, j]))
+        # rank_ε is scale-free; entries <= 1 keep the Gram and the rotations far from overflow
+        scale[c] = 1.0 / amax if amax > 0.0 else 0.0  # M = 0 (and pad lanes): W = 0, decided below
+    for c in range(nb):  # W (L, k): the shorter side's vectors as columns, G = Wᵀ W (A Aᵀ or Aᵀ A)
+        for i in range(m):
+            for j in range(n):
+                if m <= n:
+                    W[j, i, c] = M[b0 + c, i, j] * scale[c]
+                else:
+                    W[i, j, c] = M[b0 + c, i, j] * scale[c]
+    for l in range(L):
+        for i in range(k):
+            for c in range(C):
+                fro2[c] += W[l, i, c] * W[l, i, c]
+            for i2 in range(i, k):  # the upper triangle; mirrored below, so G is exactly symmetric
                 for c in range(C):
-                    fro2[c] += W[l, i, c] * W[l, i, c]
-                for i2 in range(k):  # G[i, :] += W[l, i] W[l, :]: full square, exactly symmetric
-                    for c in range(C):
-                        G[i, i2, c] += W[l, i, c] * W[l, i2, c]
-        _tridiagonalize_lanes(G, dd, ee, v, p)
-        for c in range(nb):
-            if scale[c] == 0.0:  # M = 0: every tail is 0, not > 0
-                out[b0 + c] = 0
-                continue
-            for i in range(k):
-                d[i] = dd[i, c]
-                if i < k - 1:
-                    e[i] = ee[i, c]
-            out[b0 + c] = _decide(d, e, fro2[c], eps)
-    return out
+                    G[i, i2, c] += W[l, i, c] * W[l, i2, c]
+    for i in range(k):
+        for i2 in range(i):
+            for c in range(C):
+                G[i, i2, c] = G[i2, i, c]
+    _tridiagonalize_lanes(G, dd, ee, v, p)
+    for c in range(nb):
+        if scale[c] == 0.0:  # M = 0: every tail is 0, not > 0
+            out[b0 + c] = 0
+            continue
+        for i in range(k):
+            d[i] = dd[i, c]
+            if i < k - 1:
+                e[i] = ee[i, c]
+        out[b0 + c] = _decide(d, e, fro2[c], eps)
 
 
 @njit(cache=True)
