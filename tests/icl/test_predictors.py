@@ -279,3 +279,33 @@ def test_lstsq_on_awkward_prompts_matches_reference_and_pinv(backend, d, dk, low
     out = lstsq_predict(X, y, Xq, prefixes=True, backend=backend)
     assert_close(out, ref, rtol=rtol, name=f"lstsq[{backend}] k={k} d={d} rank<={rank}")
     assert_close(out, _pinv_prefixes(X, y, Xq), rtol=rtol, name=f"lstsq[{backend}] vs pinv")
+
+
+@pytest.mark.parametrize("backend", ["ref", "numba", "torch"])
+def test_gd_step_too_large_for_short_prefixes_runs_only_the_full_prompt(backend):
+    """A first example of norm 3 and lr = 40: the one-example prefix diverges (|1 − lr|x₁|²| = 359 per
+    step, past the float64 range in 150 steps) while the full prompt of 200 examples converges
+    (lr λ_max(XᵀX/k) < 2).  Without ``prefixes`` only the full prompt runs: no overflow warning,
+    the reference's last row, and (torch) a finite gradient."""
+    import warnings
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((2, 200, 2)) * 0.05
+    X[:, 0] = [3.0, 0.0]
+    y, Xq = X @ np.array([1.0, -2.0]), rng.standard_normal((2, 3, 2))
+    lr, steps = 40.0, 150
+    assert lr * np.max(np.linalg.eigvalsh(np.swapaxes(X, 1, 2) @ X / 200)) < 2  # the full prompt converges
+    with np.errstate(all="ignore"):
+        every = np.asarray(gd_predict(X, y, Xq, lr, steps=steps, prefixes=True, backend=backend))
+    assert not np.isfinite(every[:, 0]).all()  # the short prefixes do diverge
+    want = gd_ref(X, y, Xq, lr, steps, 199)[:, 0]  # the reference's last prefix alone
+    assert np.isfinite(want).all()
+    np.testing.assert_allclose(every[:, -1], want, rtol=1e-9, atol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = gd_predict(X, y, Xq, lr, steps=steps, backend=backend)
+    np.testing.assert_allclose(np.asarray(out), want, rtol=1e-9, atol=1e-12)
+    if backend == "torch":
+        Xt = torch.tensor(X, requires_grad=True)
+        gd_predict(Xt, torch.tensor(y), torch.tensor(Xq), lr, steps=steps, backend="torch").sum().backward()
+        assert torch.isfinite(Xt.grad).all()

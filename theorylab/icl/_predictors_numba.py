@@ -75,10 +75,10 @@ def _rls(X, y, Xq, p0, c):
 
 
 @nb.njit(parallel=True, cache=True, fastmath=_FLAGS)
-def _gd(X, y, Xq, lr, steps):
+def _gd(X, y, Xq, lr, steps, first):
     B, k, d = X.shape
     m = Xq.shape[1]
-    out = np.empty((B, k, m))
+    out = np.empty((B, k - first, m))  # the prefixes j >= first
     for b in nb.prange(B):
         S = np.zeros((d, d)) if steps > 1 else np.zeros((1, 1))
         bv = np.zeros(d)
@@ -93,6 +93,8 @@ def _gd(X, y, Xq, lr, steps):
                     xi = x[i]
                     for l in range(d):
                         S[i, l] += xi * x[l]
+            if j < first:  # running sums only
+                continue
             eta = lr / (j + 1)
             for i in range(d):  # the first step from w0 = 0: w = eta b
                 w[i] = eta * bv[i]
@@ -101,7 +103,7 @@ def _gd(X, y, Xq, lr, steps):
                     g[i] = _dot(S[i], w, d) - bv[i]
                 for i in range(d):
                     w[i] -= eta * g[i]
-            _predict(Xq, b, w, out, j)
+            _predict(Xq, b, w, out, j - first)
     return out
 
 
@@ -244,9 +246,9 @@ def lstsq(X, y, Xq, rank_tol):
     return _lstsq(X, y, Xq, float(rank_tol))
 
 
-def gd(X, y, Xq, lr, steps):
-    """GD from 0 at every prefix; matches ``gd_ref``."""
-    return _gd(X, y, Xq, float(lr), int(steps))
+def gd(X, y, Xq, lr, steps, first=0):
+    """GD from 0 at every prefix from ``first`` on; matches ``gd_ref``."""
+    return _gd(X, y, Xq, float(lr), int(steps), int(first))
 
 
 def knn(X, y, Xq, n_neighbors):

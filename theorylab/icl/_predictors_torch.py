@@ -55,13 +55,15 @@ def lstsq(X, y, Xq, rank_tol):
     return torch.stack(outs, dim=1)
 
 
-def gd(X, y, Xq, lr, steps):
-    """GD from 0 at every prefix through the running sums S_j = Σ xxᵀ, b_j = Σ yx; matches ``gd_ref``."""
+def gd(X, y, Xq, lr, steps, first=0):
+    """GD from 0 at every prefix from ``first`` on through the running sums S_j = Σ xxᵀ, b_j = Σ yx;
+    matches ``gd_ref``.  The prefixes before ``first`` never step (no diverging iterate, whose
+    inf would turn the gradient of the others into NaN)."""
     B, k, d = X.shape
-    S = torch.cumsum(X[:, :, :, None] * X[:, :, None, :], dim=1)  # (B, k, d, d)
-    bvec = torch.cumsum(X * y[:, :, None], dim=1)  # (B, k, d)
-    n = torch.arange(1, k + 1, dtype=X.dtype, device=X.device)[None, :, None]  # (1, k, 1)
-    w = X.new_zeros(B, k, d)
+    S = torch.cumsum(X[:, :, :, None] * X[:, :, None, :], dim=1)[:, first:]  # (B, k', d, d), k' = k − first
+    bvec = torch.cumsum(X * y[:, :, None], dim=1)[:, first:]  # (B, k', d)
+    n = torch.arange(first + 1, k + 1, dtype=X.dtype, device=X.device)[None, :, None]  # (1, k', 1)
+    w = X.new_zeros(B, k - first, d)
     for _ in range(steps):
         w = w - (lr / n) * (torch.einsum("bkij,bkj->bki", S, w) - bvec)
     return torch.einsum("bmd,bkd->bkm", Xq, w)

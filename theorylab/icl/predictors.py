@@ -186,19 +186,22 @@ def lstsq_ref(X, y, Xq, rank_tol=RANK_TOL):
     return out
 
 
-def gd_ref(X, y, Xq, lr, steps):
-    """``steps`` GD steps from 0 on 1/(2n) Σ_{i<n} (wᵀxᵢ − yᵢ)² for every prefix n = j + 1.
+def gd_ref(X, y, Xq, lr, steps, first=0):
+    """``steps`` GD steps from 0 on 1/(2n) Σ_{i<n} (wᵀxᵢ − yᵢ)² for every prefix n = j + 1 >= first + 1.
 
-    Plain matmuls and sums: it also runs on object arrays of sympy symbols (the LSA proof)."""
+    (B, k − first, m): the prefixes from ``first`` on (the public functions ask for the last one
+    alone when ``prefixes=False``, so a step size too large for the short prefixes never runs
+    their diverging iterates).  Plain matmuls and sums: it also runs on object arrays of sympy
+    symbols (the LSA proof)."""
     B, k, d = X.shape
-    out = np.empty((B, k, Xq.shape[1]), dtype=X.dtype)
-    for j in range(k):
+    out = np.empty((B, k - first, Xq.shape[1]), dtype=X.dtype)
+    for j in range(first, k):
         Xj, yj = X[:, : j + 1], y[:, : j + 1]  # (B, n, d), (B, n)
         w = np.zeros((B, d), dtype=X.dtype)
         for _ in range(steps):
             r = (Xj @ w[:, :, None])[:, :, 0] - yj  # residuals (B, n)
             w = w - (lr / (j + 1)) * (np.swapaxes(Xj, 1, 2) @ r[:, :, None])[:, :, 0]  # w - lr ∇L
-        out[:, j] = (Xq @ w[:, :, None])[:, :, 0]
+        out[:, j - first] = (Xq @ w[:, :, None])[:, :, 0]
     return out
 
 
@@ -221,6 +224,8 @@ def _run(name, X, y, Xq, params, prefixes, backend):
     kind, lead, k, d, m = check_prompt(X, y, Xq)
     backend = resolve_backend(backend, (X, y, Xq), valid=BACKENDS)
     B = int(np.prod(lead, dtype=np.int64))
+    if name == "gd" and not prefixes:  # only the full prompt's prediction: the other prefixes never run
+        params = dict(params, first=k - 1)
     if backend == "torch":
         from . import _predictors_torch as T
         from ..backends import to_torch
@@ -236,9 +241,9 @@ def _run(name, X, y, Xq, params, prefixes, backend):
             out = getattr(N, name)(X64, y64, Xq64, **params)
         else:
             out = _REFS[name](X64, y64, Xq64, **params)
-    out = out.reshape(*lead, k, m)  # (..., k, m): one row per prefix
+    out = out.reshape(*lead, -1, m)  # (..., k, m): one row per prefix (gd without prefixes: the last alone)
     if not prefixes:
-        out = out[..., k - 1, :]  # (..., m)
+        out = out[..., -1, :]  # (..., m)
     out = like_input(out, X)
     return out.astype(X.dtype, copy=False) if kind == "numpy" else out
 
@@ -246,7 +251,7 @@ def _run(name, X, y, Xq, params, prefixes, backend):
 _REFS = {
     "rls": rls_ref,
     "lstsq": lstsq_ref,
-    "gd": lambda X, y, Xq, lr, steps: gd_ref(X, y, Xq, lr, steps),
+    "gd": lambda X, y, Xq, lr, steps, first=0: gd_ref(X, y, Xq, lr, steps, first),
     "knn": knn_ref,
 }
 
