@@ -224,3 +224,117 @@ def test_rank_one_heads_claim_holds_and_control_rejected():
     rep = run_claim(get("lowrank.rank-one-heads-exponential-in-d"), samples=1, seed=4)
     assert rep.holds and rep.control_status == "rejected", rep.detail + rep.control_detail
     assert rep.statistics["rate/rate"]["interval"][0] >= 0.1
+
+
+# ---- the fit's compiled path: heads and targets in one pass, normal equations per item ----------------------
+@given(sweep=st.sampled_from([(), (1,), (4,), (2, 3)]), shared=st.booleans(), T=st.integers(1, 6),
+       N=st.integers(1, 6), d=dims, H=st.integers(1, 3), r=st.integers(1, 3),
+       scale=st.sampled_from([1e-3, 1.0, 40.0, 1e3]), ties=st.booleans(), seed=seeds)
+@example(sweep=(), shared=True, T=1, N=1, d=1, H=1, r=1, scale=1.0, ties=False, seed=0)
+@example(sweep=(1,), shared=False, T=1, N=1, d=1, H=1, r=1, scale=1e3, ties=True, seed=1)
+@example(sweep=(2, 3), shared=False, T=5, N=2, d=7, H=3, r=3, scale=1e3, ties=False, seed=2)
+def test_one_pass_heads_and_targets_equal_the_references(sweep, shared, T, N, d, H, r, scale, ties, seed):
+    """heads_numba(..., nearest=True): heads as attention_heads_ref, targets exactly nearest_point_target
+    (ties: every point twice, the first maximum on both sides); scale 1e3 puts shifted logits below
+    −746, where the compiled exp returns 0 like numpy's."""
+    from theorylab.lowrank._heads_numba import heads_numba
+
+    rng = np.random.default_rng(seed)
+    p = make_inputs(rng, samples=T, N=N, d=d, batch=sweep)
+    X = np.concatenate([p["X"], p["X"]], axis=-2) if ties else p["X"]
+    Q, K = _heads(rng, ((H, r, d) if shared else sweep + (H, r, d)))
+    heads, f = heads_numba(X, p["y"], Q * scale, K, nearest=True)
+    ref = attention_heads_ref(X, p["y"], Q * scale, K)
+    assert heads.shape == ref.shape and np.all(np.isfinite(heads))
+    assert_close(heads, ref, dtype=np.float64)
+    np.testing.assert_array_equal(f, np.broadcast_to(nearest_point_target(X, p["y"]), f.shape))
+    assert heads_numba(X, p["y"], Q, K)[1] is None
+
+
+def _lstsq_numba(Phi, f):
+    from theorylab.lowrank.heads import _lstsq_normal_numba
+
+    return _lstsq_normal_numba(Phi, f, 1e-10)
+
+
+@settings(max_examples=50)
+@given(S=st.integers(1, 4), P=st.sampled_from([1, 2, 3, 5, 7, 12]), extra=st.sampled_from([0, 1, 4, 30]),
+       k=st.integers(1, 3), deficient=st.sampled_from(["none", "duplicate", "zero", "scaled", "mild"]), seed=seeds)
+@example(S=1, P=1, extra=0, k=1, deficient="none", seed=0)  # one item, T = P = 1
+@example(S=1, P=1, extra=0, k=1, deficient="zero", seed=0)  # Φ = 0: G = 0, the SVD returns 0
+@example(S=3, P=5, extra=0, k=2, deficient="duplicate", seed=1)  # square T = P, exactly singular item
+@example(S=2, P=7, extra=4, k=3, deficient="scaled", seed=2)  # cond(ΦᵀΦ) ~ 1e10: the fallback
+def test_compiled_normal_equations_equal_per_item_minimum_norm_lstsq(S, P, extra, k, deficient, seed):
+    """Every item as np.linalg.lstsq (minimum norm), the ill-conditioned and singular ones through the
+    SVD fallback; the kernel marks exactly those (``bad``) and solves the well-conditioned ones."""
+    from theorylab.lowrank._heads_numba import normal_equations
+    from theorylab.lowrank.heads import COND_MAX
+
+    rng = np.random.default_rng(seed)
+    T = P + extra
+    Phi, f = rng.standard_normal((S, T, P)), rng.standard_normal((S, T, k))
+    if deficient == "duplicate" and P > 1:
+        Phi[0, :, -1] = Phi[0, :, 0]  # exactly rank-deficient item
+    if deficient == "zero":
+        Phi[-1, :, 0] = 0.0
+    if deficient == "scaled" and P > 1:
+        Phi[0, :, 1] *= 1e-5  # cond(ΦᵀΦ) ~ 1e10 > 1e6
+    if deficient == "mild" and P > 1:
+        Phi[0, :, 1] *= 1e-1  # cond(ΦᵀΦ) ~ 1e2-1e4 (square items more): typically the Cholesky path
+    ref = np.stack([np.linalg.lstsq(Phi[s], f[s], rcond=1e-10)[0] for s in range(S)])
+    out = _lstsq_numba(Phi, f)
+    assert out.shape == (S, P, k)
+    # normwise on the fitted values and the weights; as test_lstsq_batched_equals_per_item_minimum_norm_lstsq
+    assert_close(np.einsum("stp,spk->stk", Phi, out), np.einsum("stp,spk->stk", Phi, ref), rtol=1e-8)
+    assert_close(out, ref, rtol=1e-6 if deficient == "scaled" else 1e-8)
+    W, bad = normal_equations(Phi, f, COND_MAX)
+    G = np.swapaxes(Phi, -1, -2) @ Phi
+    with np.errstate(divide="ignore"):
+        cond = np.linalg.cond(G, 1)  # (S,) inf where singular
+    assert np.all(bad[cond > 1e8]) and not np.any(bad[cond < 1e4])  # away from the threshold: the same choice
+    good = ~bad
+    assert_close(W[good], ref[good], rtol=1e-8)
+
+
+def test_compiled_solve_broadcasts_like_lstsq_batched(rng):
+    """Φ (T, P) shared with f (2, T, k), and Φ (3, 1, T, P) with f (4, T, k): the matmul broadcasting."""
+    Phi, f = rng.standard_normal((9, 3)), rng.standard_normal((2, 9, 2))
+    assert_close(_lstsq_numba(Phi, f), lstsq_batched(Phi, f), dtype=np.float64)
+    Phi, f = rng.standard_normal((3, 1, 9, 3)), rng.standard_normal((4, 9, 1))
+    out = _lstsq_numba(Phi, f)
+    assert out.shape == (3, 4, 3, 1)
+    assert_close(out, lstsq_batched(Phi, f), dtype=np.float64)
+
+
+@given(S=st.integers(1, 3), T=st.integers(1, 14), N=st.integers(1, 5), d=dims, H=st.integers(1, 3),
+       r=st.integers(1, 2), shared=st.booleans(), given_target=st.booleans(), dup=st.booleans(), seed=seeds)
+@example(S=1, T=1, N=1, d=1, H=1, r=1, shared=False, given_target=False, dup=False, seed=0)
+@example(S=2, T=12, N=3, d=2, H=3, r=1, shared=False, given_target=False, dup=True, seed=3)
+def test_compiled_fit_equals_the_reference_fit(S, T, N, d, H, r, shared, given_target, dup, seed):
+    """fit_output_weights on numba (compiled heads, targets and solve) and on ref (numpy) give the same
+    fitted values; ``dup``: head 0 repeated in every item, Φ rank-deficient, so every item takes the
+    SVD fallback (T >= P) or the SVD path (T < P)."""
+    rng = np.random.default_rng(seed)
+    p = make_inputs(rng, samples=T, N=N, d=d, batch=(S,))
+    Q, K = _heads(rng, ((H, r, d) if shared else (S, H, r, d)))
+    if dup and H > 1:
+        Q[..., 1, :, :], K[..., 1, :, :] = Q[..., 0, :, :], K[..., 0, :, :]
+    target = rng.standard_normal((S, T, d)) if given_target else None
+    O = fit_output_weights(p["X"], p["y"], Q, K, target=target, backend="numba")
+    O_ref = fit_output_weights(p["X"], p["y"], Q, K, target=target, backend="ref")
+    assert O.shape == O_ref.shape == (S, H, d, d) and O.dtype == np.float64
+    Qb, Kb = (np.broadcast_to(A, (S, H, r, d)) for A in (Q, K))
+    pred = np.stack([multihead_lowrank(p["X"][s], p["y"][s], Qb[s], Kb[s], O[s], backend="ref") for s in range(S)])
+    pred_ref = np.stack([multihead_lowrank(p["X"][s], p["y"][s], Qb[s], Kb[s], O_ref[s], backend="ref")
+                         for s in range(S)])
+    assert_close(pred, pred_ref, rtol=1e-8)  # least-squares fits; as test_batched_lstsq_equals_per_item_lstsq
+    assert_close(O, O_ref, rtol=1e-6)  # minimum-norm weights: cond(Φ) of random heads <= ~1e3 here
+
+
+def test_fit_keeps_float32_and_the_method_errors(rng):
+    p = make_inputs(rng, samples=20, N=3, d=2, batch=(2,), dtype=np.float32)
+    Q, K = (A.astype(np.float32) for A in _heads(rng, (2, 2, 1, 2)))
+    O = fit_output_weights(p["X"], p["y"], Q, K, backend="numba")
+    assert O.dtype == np.float32 and O.shape == (2, 2, 2, 2)
+    with pytest.raises(ValueError, match="method"):
+        fit_output_weights(p["X"], p["y"], Q, K, method="qr", backend="numba")

@@ -1,11 +1,15 @@
-"""numba path of :func:`theorylab.lowrank.attention_heads`: must match ``attention_heads_ref``.
+"""numba path of :mod:`theorylab.lowrank.heads`: the heads (must match ``attention_heads_ref``),
+the nearest-point targets and the normal equations of ``fit_output_weights``.
 
-Same arithmetic as the reference, per (item, sample, head): q = Q_h y (r,), the logits
-s_i = q · (K_h x_i), shifted by their maximum; the exponentials are one vectorized numpy call
-over every item (a compiled scalar ``exp`` per logit is the slower part otherwise); then
-head_h = Σ_i e^{s_i} x_i / Σ_i e^{s_i}.  Two compiled loops, no Python loop over items or heads.
+* :func:`heads_numba`: per (item, sample, head) the reference's arithmetic, q = Q_h y (r,),
+  the logits s_i = q · (K_h x_i) shifted by their maximum m, head_h = Σ_i e^{s_i − m} x_i /
+  Σ_i e^{s_i − m}, with the exponential compiled in the same loops
+  (:func:`theorylab._fastexp.exp`, a few ulp of numpy's, vectorizable) and, for the fit, the
+  targets x_{argmax ⟨x_i, y⟩} in the same pass: one compiled call, no temporary over all items.
+* :func:`normal_equations`: per item G = ΦᵀΦ, Cholesky, G⁻¹ and its exact 1-norm condition
+  number, W = G⁻¹ Φᵀ f; the items above the threshold are marked for the caller's SVD.
 
-Inputs are flattened by :func:`attention_heads_numba`: X (S, T, N, d), y (S, T, d) and Q, K
+Inputs are flattened by :func:`heads_numba`: X (S, T, N, d), y (S, T, d) and Q, K
 (S, H, r, d), one set of heads per item s shared by its T samples.
 """
 
@@ -14,59 +18,94 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .._fastexp import exp as fexp
+from .._numba_cache import ensure_cache_dir
 
-@njit(cache=True)
-def _logits(X, y, Q, K):
-    """Shifted logits (S, T, H, N): s_i − max_j s_j with s_i = (Q_h y)·(K_h x_i)."""
+ensure_cache_dir(__file__)  # before the decorators: a read-only install still caches
+
+
+@njit(cache=True, error_model="numpy")  # IEEE division (no zero check): the loops vectorize
+def _heads(X, y, Q, K, nearest):
+    """heads (S, T, H, d) = Σ_i e^{s_i − m} x_i / Σ_i e^{s_i − m}, s_i = (Q_h y)·(K_h x_i), m = max_i s_i,
+    and, if ``nearest``, the targets x_{argmax_i ⟨x_i, y⟩} (S, T, d) (first maximum; else (0, 0, 0)).
+
+    One pass over the items.  Per item its points and queries are copied with the sample index
+    last, xt (N, d, T) and yt (d, T), so that every step is a loop over the T samples (contiguous:
+    it vectorizes, the exponential included, :func:`theorylab._fastexp.exp`; the maxima are
+    selects).  The sums run in the reference's order."""
     S, T, N, d = X.shape
     H, r = Q.shape[1], Q.shape[2]
-    out = np.empty((S, T, H, N))
-    q = np.empty(r)
-    for a in range(S):
-        for t in range(T):
-            for h in range(H):
-                for k in range(r):
-                    acc = 0.0
-                    for c in range(d):
-                        acc += Q[a, h, k, c] * y[a, t, c]
-                    q[k] = acc
-                m = -np.inf
-                for i in range(N):
-                    s = 0.0
-                    for k in range(r):
-                        acc = 0.0
-                        for c in range(d):
-                            acc += K[a, h, k, c] * X[a, t, i, c]
-                        s += q[k] * acc
-                    out[a, t, h, i] = s
-                    m = max(m, s)
-                for i in range(N):
-                    out[a, t, h, i] -= m
-    return out
-
-
-@njit(cache=True)
-def _combine(X, w):
-    """head (S, T, H, d) = Σ_i w_i x_i / Σ_i w_i for unnormalized weights w (S, T, H, N)."""
-    S, T, N, d = X.shape
-    H = w.shape[2]
     out = np.empty((S, T, H, d))
+    tgt = np.empty((S, T, d) if nearest else (0, 0, 0))
+    xt = np.empty((N, d, T))
+    yt = np.empty((d, T))
+    q = np.empty((r, T))  # Q_h y
+    w = np.empty((N, T))  # logits s_i, then weights e^{s_i − m}
+    m = np.empty(T)
+    tot = np.empty(T)
+    acc = np.empty(T)
+    arg = np.zeros(T, np.int64)
     for a in range(S):
         for t in range(T):
-            for h in range(H):
-                tot = 0.0
-                for i in range(N):
-                    tot += w[a, t, h, i]
+            for c in range(d):
+                yt[c, t] = y[a, t, c]
+            for i in range(N):
                 for c in range(d):
-                    acc = 0.0
-                    for i in range(N):
-                        acc += w[a, t, h, i] * X[a, t, i, c]
-                    out[a, t, h, c] = acc / tot
-    return out
+                    xt[i, c, t] = X[a, t, i, c]
+        if nearest:
+            m[:] = -np.inf
+            for i in range(N):
+                acc[:] = 0.0
+                for c in range(d):
+                    for t in range(T):
+                        acc[t] += xt[i, c, t] * yt[c, t]
+                for t in range(T):
+                    better = acc[t] > m[t]  # strict: the first maximum wins, as argmax
+                    m[t] = acc[t] if better else m[t]
+                    arg[t] = i if better else arg[t]
+            for t in range(T):
+                for c in range(d):
+                    tgt[a, t, c] = xt[arg[t], c, t]
+        for h in range(H):
+            for k in range(r):
+                q[k, :] = 0.0
+                for c in range(d):
+                    g = Q[a, h, k, c]
+                    for t in range(T):
+                        q[k, t] += g * yt[c, t]
+            m[:] = -np.inf
+            for i in range(N):
+                w[i, :] = 0.0
+                for k in range(r):
+                    acc[:] = 0.0
+                    for c in range(d):
+                        g = K[a, h, k, c]
+                        for t in range(T):
+                            acc[t] += g * xt[i, c, t]
+                    for t in range(T):
+                        w[i, t] += q[k, t] * acc[t]
+                for t in range(T):
+                    m[t] = w[i, t] if w[i, t] > m[t] else m[t]
+            tot[:] = 0.0
+            for i in range(N):
+                for t in range(T):
+                    w[i, t] = fexp(w[i, t] - m[t])
+                    tot[t] += w[i, t]
+            for c in range(d):
+                acc[:] = 0.0
+                for i in range(N):
+                    for t in range(T):
+                        acc[t] += w[i, t] * xt[i, c, t]
+                for t in range(T):
+                    acc[t] /= tot[t]
+                for t in range(T):
+                    out[a, t, h, c] = acc[t]
+    return out, tgt
 
 
-def attention_heads_numba(X, y, Q, K) -> np.ndarray:
-    """float64 heads (..., H, d), the broadcasting of ``attention_heads_ref`` (Q, K (..., H, r, d))."""
+def _flatten(X, y, Q, K):
+    """X (S, T, N, d), y (S, T, d), Q, K (S, H, r, d) float64 C-contiguous, and the leading shape
+    of the heads (..., H, d) (the broadcasting of ``attention_heads_ref``)."""
     X, y, Q, K = (np.asarray(a, np.float64) for a in (X, y, Q, K))
     H, r, d = Q.shape[-3:]
     N = X.shape[-2]
@@ -87,10 +126,21 @@ def attention_heads_numba(X, y, Q, K) -> np.ndarray:
             Xf = np.broadcast_to(X, lead + (N, d)).reshape(-1, 1, N, d)
             yf = np.broadcast_to(y, lead + (d,)).reshape(-1, 1, d)
             Qf, Kf = (np.broadcast_to(A, lead + (H, r, d)).reshape(-1, H, r, d) for A in (Q, K))
-    Xf, yf, Qf, Kf = (np.ascontiguousarray(a) for a in (Xf, yf, Qf, Kf))
-    w = _logits(Xf, yf, Qf, Kf)
-    np.exp(w, out=w)
-    return _combine(Xf, w).reshape(lead + (H, d))
+    return tuple(np.ascontiguousarray(a) for a in (Xf, yf, Qf, Kf)), lead
+
+
+def heads_numba(X, y, Q, K, *, nearest=False):
+    """float64 heads (..., H, d), the broadcasting of ``attention_heads_ref`` (Q, K (..., H, r, d)),
+    and with ``nearest`` also the nearest-point targets (..., d) of the same items (else None)."""
+    (Xf, yf, Qf, Kf), lead = _flatten(X, y, Q, K)
+    H, d = Qf.shape[1], Qf.shape[3]
+    out, tgt = _heads(Xf, yf, Qf, Kf, bool(nearest))
+    return out.reshape(lead + (H, d)), (tgt.reshape(lead + (d,)) if nearest else None)
+
+
+def attention_heads_numba(X, y, Q, K) -> np.ndarray:
+    """float64 heads (..., H, d), the broadcasting of ``attention_heads_ref`` (Q, K (..., H, r, d))."""
+    return heads_numba(X, y, Q, K)[0]
 
 
 @njit(cache=True)
@@ -117,3 +167,92 @@ def nearest_point_numba(X, y) -> np.ndarray:
     y = np.ascontiguousarray(y, dtype=np.float64)
     N, d = X.shape[-2:]
     return _nearest(X.reshape(-1, N, d), y.reshape(-1, d)).reshape(y.shape)
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})  # the sums over samples may be reordered: they vectorize
+def normal_equations(Phi, f, cond_max):
+    """W (S, P, k) = G⁻¹ Φᵀf per item, G = ΦᵀΦ, for Φ (S, T, P), f (S, T, k); bad (S,) marks the
+    items that need the SVD: a Cholesky pivot <= 0 (G singular to working precision) or an
+    exact 1-norm condition number ||G||₁ ||G⁻¹||₁ above ``cond_max`` (or not finite).
+
+    G = L Lᵀ (Cholesky), L⁻¹ by forward substitution, G⁻¹ = L⁻ᵀ L⁻¹ (formed: its 1-norm is
+    the exact one), W = G⁻¹ (Φᵀ f), as ``lstsq_batched``'s ``"normal"`` path with its inverse."""
+    S, T, P = Phi.shape
+    k = f.shape[2]
+    W = np.zeros((S, P, k))
+    bad = np.zeros(S, np.bool_)
+    pt = np.empty((P, T))  # Φᵀ of one item
+    ft = np.empty((k, T))
+    G = np.empty((P, P))
+    b = np.empty((P, k))
+    L = np.zeros((P, P))
+    Li = np.zeros((P, P))  # L⁻¹ (lower)
+    Gi = np.empty((P, P))
+    for a in range(S):
+        for t in range(T):
+            for p in range(P):
+                pt[p, t] = Phi[a, t, p]
+            for j in range(k):
+                ft[j, t] = f[a, t, j]
+        for p in range(P):
+            for q in range(p + 1):
+                acc = 0.0
+                for t in range(T):
+                    acc += pt[p, t] * pt[q, t]
+                G[p, q] = acc
+                G[q, p] = acc
+            for j in range(k):
+                acc = 0.0
+                for t in range(T):
+                    acc += pt[p, t] * ft[j, t]
+                b[p, j] = acc
+        ok = True
+        for j in range(P):  # Cholesky, column by column
+            s = G[j, j]
+            for m in range(j):
+                s -= L[j, m] * L[j, m]
+            if not s > 0.0:
+                ok = False
+                break
+            L[j, j] = np.sqrt(s)
+            for i in range(j + 1, P):
+                s = G[i, j]
+                for m in range(j):
+                    s -= L[i, m] * L[j, m]
+                L[i, j] = s / L[j, j]
+        if not ok:
+            bad[a] = True
+            continue
+        for j in range(P):  # L⁻¹ column j: forward substitution on e_j
+            Li[j, j] = 1.0 / L[j, j]
+            for i in range(j + 1, P):
+                s = 0.0
+                for m in range(j, i):
+                    s -= L[i, m] * Li[m, j]
+                Li[i, j] = s / L[i, i]
+        gnorm, inorm = 0.0, 0.0
+        for j in range(P):  # G⁻¹ = L⁻ᵀ L⁻¹ (symmetric): G⁻¹[i, j] = Σ_{m >= max(i, j)} L⁻¹[m, i] L⁻¹[m, j]
+            for i in range(j + 1):
+                s = 0.0
+                for m in range(j, P):
+                    s += Li[m, i] * Li[m, j]
+                Gi[i, j] = s
+                Gi[j, i] = s
+        for j in range(P):  # 1-norms: largest column sum of |.|
+            cg, ci = 0.0, 0.0
+            for i in range(P):
+                cg += abs(G[i, j])
+                ci += abs(Gi[i, j])
+            gnorm = max(gnorm, cg)
+            inorm = max(inorm, ci)
+        cond = gnorm * inorm
+        if not cond <= cond_max:  # also NaN / inf
+            bad[a] = True
+            continue
+        for i in range(P):
+            for j in range(k):
+                s = 0.0
+                for m in range(P):
+                    s += Gi[i, m] * b[m, j]
+                W[a, i, j] = s
+    return W, bad

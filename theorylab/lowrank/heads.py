@@ -106,7 +106,7 @@ def attention_heads_ref(X, y, Q, K) -> np.ndarray:
 def attention_heads(X, y, Q, K, *, backend="auto"):
     """Every head's output (..., H, d).  Q, K (H, r, d) shared by all samples, or (sweep..., H, r, d)
     with X (sweep..., samples, N, d).  Backends ``"ref"`` (float64 numpy einsum), ``"numba"``
-    (float64, compiled loops over items, samples and heads, one vectorized exp;
+    (float64, one compiled pass over items, samples and heads, the exponential included;
     :mod:`theorylab.lowrank._heads_numba`), ``"torch"`` (differentiable), ``"auto"`` (torch
     tensors -> torch, numpy -> numba when installed, else ref)."""
     kind = _check(X, y, Q, K)
@@ -149,22 +149,63 @@ def fit_output_weights(X, y, Q, K, *, target=None, rcond=1e-10, method="auto", b
     with a per-item conditioning check and SVD fallback, ``"svd"`` one batched SVD); the heads
     come from :func:`attention_heads` on ``backend`` (``"ref"``, ``"numba"``, ``"torch"``, ``"auto"``);
     O = V diag(1/σ) Uᵀ f with σ < rcond σ_max dropped (zero heads padded in are harmless).
+    On ``"numba"`` (numpy inputs) the heads and the nearest-point targets come from one compiled
+    pass, and for float64 with T >= H d the normal equations are solved by one compiled call over
+    the items (Cholesky, the same exact 1-norm condition check and SVD fallback as
+    :func:`lstsq_batched`).
     """
     kind = _check(X, y, Q, K)
-    if kind == "numpy" and resolve_backend(backend, (X, y, Q, K), valid=HEADS_BACKENDS) == "numba":
-        from ._heads_numba import attention_heads_numba, nearest_point_numba  # inputs checked once, above
+    compiled = kind == "numpy" and resolve_backend(backend, (X, y, Q, K), valid=HEADS_BACKENDS) == "numba"
+    if compiled:
+        from ._heads_numba import heads_numba  # inputs checked once, above
 
-        heads = attention_heads_numba(X, y, Q, K).astype(X.dtype, copy=False)
-        f = nearest_point_numba(X, y).astype(X.dtype, copy=False) if target is None else target
+        heads, f = heads_numba(X, y, Q, K, nearest=target is None)  # one compiled pass, targets included
+        heads = heads.astype(X.dtype, copy=False)
+        f = f.astype(X.dtype, copy=False) if target is None else np.asarray(target)
     else:
         heads = attention_heads(X, y, Q, K, backend=backend)  # (sweep..., T, H, d)
         f = nearest_point_target(X, y) if target is None else target
     shp = tuple(heads.shape)
     Phi = heads.reshape(shp[:-2] + (shp[-2] * shp[-1],))  # (sweep..., T, H d)
-    W = lstsq_batched(Phi, to_torch(f).to(Phi) if is_tensor(Phi) else np.asarray(f), rcond=rcond, method=method)
+    if compiled and _fits_compiled_solve(Phi, f, method):
+        W = _lstsq_normal_numba(Phi, f, rcond)
+    else:
+        W = lstsq_batched(Phi, to_torch(f).to(Phi) if is_tensor(Phi) else np.asarray(f), rcond=rcond, method=method)
     H, d = shp[-2], shp[-1]
     W = W.reshape(W.shape[:-2] + (H, d, d))  # rows (h, d_in) -> (H, d_in, d_out)
     return W.transpose(-1, -2) if is_tensor(W) else np.swapaxes(W, -1, -2)  # O_h maps head -> output
+
+
+def _fits_compiled_solve(Phi, f, method) -> bool:
+    """The compiled normal equations apply: float64 Φ (..., T, P) with T >= P, f (..., T, k)
+    float64 with broadcastable leading axes, method "auto"/"normal" (else lstsq_batched, which
+    also raises the errors of bad arguments)."""
+    if method not in ("auto", "normal") or Phi.dtype != np.float64 or f.dtype != np.float64 or f.ndim < 2:
+        return False
+    T, P = Phi.shape[-2:]
+    if T < P or f.shape[-2] != T:
+        return False
+    try:
+        np.broadcast_shapes(Phi.shape[:-2], f.shape[:-2])
+    except ValueError:
+        return False
+    return True
+
+
+def _lstsq_normal_numba(Phi, f, rcond):
+    """:func:`lstsq_batched`'s ``"normal"`` path in one compiled call over the items
+    (:func:`._heads_numba.normal_equations`: Cholesky, exact 1-norm condition check), the items it
+    marks re-solved by :func:`_lstsq_svd`.  Φ (..., T, P), f (..., T, k) float64, T >= P."""
+    from ._heads_numba import normal_equations
+
+    lead = np.broadcast_shapes(Phi.shape[:-2], f.shape[:-2])
+    (T, P), k = Phi.shape[-2:], f.shape[-1]
+    Pf = np.ascontiguousarray(np.broadcast_to(Phi, lead + (T, P))).reshape(-1, T, P)  # (items, T, P)
+    ff = np.ascontiguousarray(np.broadcast_to(f, lead + (T, k))).reshape(-1, T, k)  # (items, T, k)
+    W, bad = normal_equations(Pf, ff, COND_MAX)  # (items, P, k), (items,)
+    if bad.any():
+        W[bad] = _lstsq_svd(Pf[bad], ff[bad], rcond)
+    return W.reshape(lead + (P, k))
 
 
 COND_MAX = 1e6  # normal equations only where cond_1(ΦᵀΦ) <= 1e6: solution error ~ cond · eps <= ~1e-10
