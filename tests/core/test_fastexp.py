@@ -75,6 +75,8 @@ AWKWARD = [0.0, -0.0, -5e-324, -1e-300, -1e-17, -2.0**-53, -0.34657359027997264,
 
 @given(x=st.floats(min_value=-1e6, max_value=709.78, allow_nan=False))
 @example(x=0.0)
+@example(x=-5e-324)
+@example(x=-1e-300)
 @example(x=-745.0)
 @example(x=-745.2)
 @example(x=-1e6)
