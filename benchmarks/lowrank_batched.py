@@ -7,28 +7,32 @@
 Measured, float64, same inputs:
 
 * ``batched_eps_rank``: ``theorylab.lowrank.eps_rank(M, eps, backend="numba")`` on a stack M of
-  exp(QKᵀ) matrices (items, n, n): one compiled loop, the Gram matrices of 32 items formed and
-  tridiagonalized together (item index innermost), per item the eigenvalues by implicit QR,
-  items within rounding of the threshold re-decided by SVD;
+  exp(QKᵀ) matrices (items, n, n): groups of 32 items on numba's threads, within a group the
+  Gram matrices formed and tridiagonalized together (item index innermost), per item the
+  eigenvalues by root-free implicit QL, items within rounding of the threshold re-decided by SVD;
+  ``batched_eps_rank_1thread``: the same on one numba thread;
 * ``batched_svd``: ``eps_rank(M, eps, backend="ref")``: one batched numpy SVD (for reference);
 * ``loop_svd``: the per-item loop a user would write: for each matrix, ``np.linalg.svd``,
   the tail sums and the threshold ε||M||_F;
 * ``batched_lstsq``: ``theorylab.lowrank.fit_output_weights(..., backend="numba")`` for a sweep
-  of items (each: T samples, H rank-1 heads): the heads and the nearest-point targets of every
-  item at once (compiled loops, one numpy exp over all logits) and one batched solve of the
-  normal equations (exact 1-norm condition check per item, SVD fallback above 1e6);
+  of items (each: T samples, H rank-1 heads): logits, a vectorizable exp
+  (:mod:`theorylab._fastexp`), the weighted combine and the nearest-point targets in one
+  compiled pass, then the normal equations of every item in one compiled call (Cholesky, exact
+  1-norm condition check per item, SVD fallback above 1e6);
 * ``batched_lstsq_refheads``: the same with the heads by the numpy einsum reference
   (``backend="ref"``); ``batched_lstsq_svd``: numba heads and ``method="svd"`` (one batched SVD);
 * ``loop_lstsq``: for each item, its heads (``attention_heads_ref``) and ``np.linalg.lstsq``;
 * ``loop_lstsq_numbaheads``: the same loop with each item's heads from the compiled kernel
   (``attention_heads(..., backend="numba")``): how much of the ratio is the heads' formulation;
-* ``batched_solve`` / ``loop_solve``: the least-squares solve alone on the same precomputed
-  head features Φ (items, T, H d): ``theorylab.lowrank.lstsq_batched`` against one
-  ``np.linalg.lstsq`` per item (the heads' attention weights are the rest of the fit's time).
+* ``batched_solve`` / ``batched_solve_numba`` / ``loop_solve``: the least-squares solve alone on
+  the same precomputed head features Φ (items, T, H d): the public numpy
+  ``theorylab.lowrank.lstsq_batched``, the compiled per-item normal equations that the numba fit
+  uses, and one ``np.linalg.lstsq`` per item (the heads are the rest of the fit's time).
 
 Timings are interleaved (``theorylab.benchmarking.interleaved``); ratios of medians are the
 results.  Target: loop / batched >= 10 for both (ε-rank: ``loop_svd / batched_eps_rank``;
-output weights: ``loop_lstsq / batched_lstsq``).  The numba kernels are compiled (and cached)
+output weights: ``loop_lstsq / batched_lstsq``).  The batched ε-rank uses every core numba
+has (the per-item loop is one LAPACK call at a time); the one-thread ratio is printed beside it.  The numba kernels are compiled (and cached)
 before timing.
 """
 
@@ -70,6 +74,15 @@ def loop_lstsq_numbaheads(X, y, Q, K, f):
                             f[s], rcond=None)[0] for s in range(X.shape[0])]
 
 
+def _one_thread(numba, fn):
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        return fn()
+    finally:
+        numba.set_num_threads(before)
+
+
 def main(argv=None) -> dict:
     from theorylab.lowrank import eps_rank, fit_output_weights, multihead_lowrank, nearest_point_target
     from theorylab.lowrank.bounded_entries import make_inputs as be_inputs
@@ -87,12 +100,16 @@ def main(argv=None) -> dict:
     K = rng.standard_normal((sz["items"], sz["heads"], 1, sz["d"]))
     f = nearest_point_target(hp["X"], hp["y"])
 
+    import numba
+
     from theorylab.lowrank import lstsq_batched
+    from theorylab.lowrank.heads import _lstsq_normal_numba
     from theorylab.lowrank.heads import attention_heads_ref as _heads
 
     Phi = _heads(hp["X"], hp["y"], Q, K).reshape(sz["items"], sz["samples"], -1)  # (items, T, H d)
     fns = {
         "batched_eps_rank": lambda: eps_rank(Ms, EPS, backend="numba"),
+        "batched_eps_rank_1thread": lambda: _one_thread(numba, lambda: eps_rank(Ms, EPS, backend="numba")),
         "batched_svd": lambda: eps_rank(Ms, EPS, backend="ref"),
         "loop_svd": lambda: loop_eps_rank(Ms, EPS),
         "batched_lstsq": lambda: fit_output_weights(hp["X"], hp["y"], Q, K, backend="numba"),
@@ -101,11 +118,13 @@ def main(argv=None) -> dict:
         "loop_lstsq": lambda: loop_lstsq(hp["X"], hp["y"], Q, K, f),
         "loop_lstsq_numbaheads": lambda: loop_lstsq_numbaheads(hp["X"], hp["y"], Q, K, f),
         "batched_solve": lambda: lstsq_batched(Phi, f),
+        "batched_solve_numba": lambda: _lstsq_normal_numba(Phi, f, 1e-10),
         "loop_solve": lambda: [np.linalg.lstsq(P, g, rcond=None)[0] for P, g in zip(Phi, f)],
     }
     # correctness of what is timed
     loop_ranks = np.asarray(fns["loop_svd"]())
-    mismatch = int(max(np.max(np.abs(np.asarray(fns[k]()) - loop_ranks)) for k in ("batched_svd", "batched_eps_rank")))
+    mismatch = int(max(np.max(np.abs(np.asarray(fns[k]()) - loop_ranks))
+                       for k in ("batched_svd", "batched_eps_rank", "batched_eps_rank_1thread")))
     O = fns["batched_lstsq"]()
     pred = multihead_lowrank(hp["X"], hp["y"], Q, K, O, backend="ref")
     from theorylab.lowrank.heads import attention_heads_ref
@@ -126,14 +145,18 @@ def main(argv=None) -> dict:
         "max_rank_mismatch": mismatch,
         "lstsq_rel_error": lstsq_err,
         "loop_over_batched_eps_rank": t["loop_svd"] / t["batched_eps_rank"],
+        "loop_over_batched_eps_rank_1thread": t["loop_svd"] / t["batched_eps_rank_1thread"],
+        "numba_threads": numba.get_num_threads(),
         "loop_over_batched_svd": t["loop_svd"] / t["batched_svd"],
         "loop_over_batched_lstsq_svd": t["loop_lstsq"] / t["batched_lstsq_svd"],
         "loop_over_batched_lstsq": t["loop_lstsq"] / t["batched_lstsq"],
         "loop_over_batched_lstsq_refheads": t["loop_lstsq"] / t["batched_lstsq_refheads"],
         "loop_numbaheads_over_batched_lstsq": t["loop_lstsq_numbaheads"] / t["batched_lstsq"],
         "loop_over_batched_solve": t["loop_solve"] / t["batched_solve"],
-        "solve_rel_error": float(np.max(np.abs(np.stack(fns["loop_solve"]()) - fns["batched_solve"]()))
-                                 / np.max(np.abs(np.stack(fns["loop_solve"]())))),
+        "loop_over_batched_solve_numba": t["loop_solve"] / t["batched_solve_numba"],
+        "solve_rel_error": max(float(np.max(np.abs(np.stack(fns["loop_solve"]()) - fns[k]()))
+                                     / np.max(np.abs(np.stack(fns["loop_solve"]()))))
+                               for k in ("batched_solve", "batched_solve_numba")),
         "target_loop_over_batched": TARGET,
     }
     met = bool(min(results["loop_over_batched_eps_rank"], results["loop_over_batched_lstsq"]) >= TARGET)

@@ -9,10 +9,11 @@ of LANES items run in parallel on numba's threads):
 2. Householder reduction of G to a tridiagonal T (the same eigenvalues): for each column k a
    reflector I − 2 v vᵀ zeroes G[k+2:, k], and G22 ← G22 − v wᵀ − w vᵀ with
    p = 2 G22 v, w = p − (vᵀ p) v (:func:`_tridiagonalize_lanes`);
-3. the eigenvalues of T by implicit symmetric QR steps with the Wilkinson shift (Golub & Van
-   Loan, Alg. 8.3.2): a Givens rotation on rows/columns (k, k+1) chases the bulge down the
-   band; an off-diagonal |e_i| <= eps ||T||_F deflates (absolute: eigenvalues are needed to
-   within u ||G|| only);
+3. the eigenvalues of T by implicit QL steps with the Wilkinson shift in the root-free form of
+   Pal, Walker and Kahan (Parlett, The Symmetric Eigenvalue Problem, §8.15): the sweep
+   carries squared off-diagonals and cos², sin² of its rotations, so it takes no square root
+   and two divisions per rotation; an off-diagonal |e_i| <= 2u ||T||_F deflates (absolute:
+   eigenvalues are needed to within u ||G|| only);
 4. rank_ε: count of r with Σ_{i>=r} λ_i > (ε ||M||_F)² (λ descending, clipped at 0).
 
 Error model: a backward-stable eigensolver on G gives |λ_i − σ_i²| <~ c n u ||G||, so every tail
@@ -86,50 +87,65 @@ def _tridiagonalize_lanes(G, d, e, v, p):
 
 
 @njit(cache=True)
-def _qr_step(d, e, lo, hi):
-    """One implicit symmetric QR step with the Wilkinson shift on the block d[lo..hi], e[lo..hi-1]."""
-    t = (d[hi - 1] - d[hi]) / 2.0
-    b2 = e[hi - 1] * e[hi - 1]
-    den = t + (1.0 if t >= 0 else -1.0) * np.sqrt(t * t + b2)
-    mu = d[hi] - (b2 / den if den != 0.0 else 0.0)
-    x = d[lo] - mu
-    z = e[lo]
-    for k in range(lo, hi):
-        r = np.sqrt(x * x + z * z)  # no hypot: entries of a Gram of finite M (non-finite results fall back)
-        c, s = (1.0, 0.0) if r == 0.0 else (x / r, z / r)
-        if k > lo:
-            e[k - 1] = r  # the bulge at (k-1, k+1) rotated into (k-1, k)
-        a, b, cc = d[k], e[k], d[k + 1]
-        d[k] = c * c * a + 2.0 * c * s * b + s * s * cc
-        d[k + 1] = s * s * a - 2.0 * c * s * b + c * c * cc
-        e[k] = c * s * (cc - a) + (c * c - s * s) * b
-        if k + 1 < hi:
-            z = s * e[k + 1]  # new bulge at (k, k+2)
-            e[k + 1] = c * e[k + 1]
-            x = e[k]
+def _ql_sweep(d, e2, lo, hi):
+    """One root-free implicit QL step (Pal-Walker-Kahan) on the block d[lo..hi], e2[lo..hi-1] = e².
+
+    The shift σ is the eigenvalue of the top 2x2 closer to d[lo] (Wilkinson); the sweep runs from
+    the bottom up with c = cos², s = sin² of each rotation, carried through p = γ²/c, so no
+    square root is taken inside the sweep (one per step, for the shift)."""
+    rte = np.sqrt(e2[lo])
+    sg = (d[lo + 1] - d[lo]) / (2.0 * rte)
+    r = np.sqrt(sg * sg + 1.0)
+    sigma = d[lo] - rte / (sg + (r if sg >= 0 else -r))
+    c, s = 1.0, 0.0
+    gamma = d[hi] - sigma
+    p = gamma * gamma
+    for i in range(hi - 1, lo - 1, -1):
+        bb = e2[i]
+        r = p + bb
+        if i != hi - 1:
+            e2[i + 1] = s * r
+        oldc = c
+        c = p / r
+        s = bb / r
+        oldgam = gamma
+        alpha = d[i]
+        gamma = c * (alpha - sigma) - s * oldgam
+        d[i + 1] = oldgam + (alpha - gamma)
+        p = gamma * gamma / c if c != 0.0 else oldc * bb
+    e2[lo] = s * p
+    d[lo] = sigma + gamma
 
 
 @njit(cache=True)
 def _tridiagonal_eigenvalues(d, e):
-    """Eigenvalues of the symmetric tridiagonal (d, e), in place in d (unsorted)."""
+    """Eigenvalues of the symmetric tridiagonal (d, e), in place in d (unsorted); e is overwritten.
+
+    Root-free QL steps (:func:`_ql_sweep`) on the top of the unreduced block; an off-diagonal with
+    e_i² <= (2 u ||T||_F)² deflates (absolute: the caller needs the eigenvalues to within u ||G||)."""
     n = d.shape[0]
-    norm = 0.0  # ||T||_F: deflation is absolute, |e_i| <= eps ||T||, the accuracy the caller's error model needs
+    norm = 0.0
     for i in range(n):
         norm += d[i] * d[i] + (2.0 * e[i] * e[i] if i < n - 1 else 0.0)
     tol = 2.0 * U_ROUND * np.sqrt(norm)
-    hi = n - 1
+    tol2 = tol * tol
+    for i in range(n - 1):
+        e[i] = e[i] * e[i]  # e now holds the squares
+    lo = 0
     steps = 0
-    while hi > 0 and steps < 60 * n:
-        if abs(e[hi - 1]) <= tol:
-            e[hi - 1] = 0.0
-            hi -= 1
+    while lo < n - 1:
+        if e[lo] <= tol2:
+            e[lo] = 0.0
+            lo += 1
             continue
-        lo = hi - 1
-        while lo > 0 and abs(e[lo - 1]) > tol:
-            lo -= 1
-        _qr_step(d, e, lo, hi)
+        if steps >= 60 * n:
+            return False  # no convergence (the caller falls back)
+        hi = lo + 1
+        while hi < n - 1 and e[hi] > tol2:
+            hi += 1
+        _ql_sweep(d, e, lo, hi)
         steps += 1
-    return hi == 0  # False: no convergence (the caller falls back)
+    return True
 
 
 LANES = 32  # items reduced together (their Gram matrices stay in cache: 32 x 24 x 24 doubles = 144 KiB)
