@@ -29,7 +29,7 @@ from .cache import MISS, CacheCorrupt, ResultCache, cell_key, code_version, libr
 from .cells import Cells, as_cells, checked_cells, config_fields, entry_name, to_json
 from .executors import InProcess, Task, script_of
 
-__all__ = ["run_cells", "CellRun", "comparable", "summary_table"]
+__all__ = ["run_cells", "CellRun", "comparable", "summary_table", "figures_table"]
 
 
 @dataclass
@@ -134,3 +134,17 @@ def summary_table(rows: list[dict]) -> str:
     widths = [max(len(h), *(len(b[j]) for b in body)) if body else len(h) for j, h in enumerate(head)]
     fmt = lambda row: "  ".join(c.ljust(w) if j in (0, 5) else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths)))  # noqa: E731
     return "\n".join(fmt(row).rstrip() for row in [head, *body])
+
+
+def figures_table(folder) -> str:
+    """Markdown rows (figure, mode, cells, executor, seconds, commit) of every ``<stem>.json`` in
+    ``folder``, read from each record's provenance: how and how long each committed figure was made
+    ("—" where a record predates the field)."""
+    rows = ["| figure | mode | cells | executor | seconds | commit |", "|---|---|---|---|---|---|"]
+    for path in sorted(Path(folder).glob("*.json")):
+        rec = json.loads(path.read_text())
+        prov = rec["provenance"]
+        cells = prov.get("cells") if isinstance(prov.get("cells"), dict) else {}
+        rows.append(f"| {rec['stem']} | {'quick' if rec['quick'] else 'full'} | {cells.get('total', '—')} | "
+                    f"{cells.get('executor', '—')} | {prov['seconds']:.0f} | {str(prov.get('git_commit', '—'))[:7]} |")
+    return "\n".join(rows) + "\n"

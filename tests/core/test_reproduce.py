@@ -281,3 +281,32 @@ def test_cli_jobs_runs_a_real_experiment_in_worker_processes_with_the_in_process
     assert "executor: process pool" in out
     assert main([*base, "--no-cache", "--out", str(tmp_path / "here")]) == 0
     assert comparable(tmp_path / "pool" / "icl_prequential.json") == comparable(tmp_path / "here" / "icl_prequential.json")
+
+
+def test_docs_table_of_committed_figures_matches_their_records():
+    """docs/reproduce.md lists every committed figure's mode, cells, executor and time as its JSON says."""
+    from theorylab.experiment import repo_root
+    from theorylab.reproduce import figures_table
+
+    root = repo_root()
+    doc = (root / "docs" / "reproduce.md").read_text()
+    table = doc.split("<!-- figures-table:start -->\n")[1].split("<!-- figures-table:end -->")[0]
+    assert table == figures_table(root / "figures"), "stale: paste theorylab.reproduce.figures_table('figures')"
+    stems = {p.stem for p in (root / "figures").glob("*.json")}
+    assert stems == {p.stem for p in (root / "experiments").glob("*.py")}  # one record per experiment
+    assert all(f"| {s} |" in table for s in stems)
+
+
+def test_figures_table_reads_mode_cells_and_executor(tmp_path):
+    import json
+
+    from theorylab.reproduce import figures_table
+
+    rec = {"stem": "toy", "quick": True, "data": {},
+           "provenance": {"seconds": 12.4, "git_commit": "abcdef123", "cells": {"total": 3, "executor": "process pool (2 workers)"}}}
+    (tmp_path / "toy.json").write_text(json.dumps(rec))
+    old = dict(rec, stem="old", quick=False, provenance={"seconds": 3.0})
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    rows = figures_table(tmp_path).splitlines()
+    assert rows[2] == "| old | full | — | — | 3 | — |"
+    assert rows[3] == "| toy | quick | 3 | process pool (2 workers) | 12 | abcdef1 |"
