@@ -52,6 +52,10 @@ _ATT = (["sparse.attention-is-masked-softmax", "sparse.fold-and-merge-is-exact"]
 _PAT = (["sparse.nnz-closed-form", "sparse.two-hop-coverage", "sparse.attention-is-masked-softmax"],
         ["tests/sparse/test_patterns.py", "tests/sparse/test_counting.py", "tests/sparse/test_pattern_counts.py",
          "tests/sparse/test_pattern_indices.py", "tests/sparse/test_inputs_and_helpers.py"])
+_PRED = (["icl.sherman-morrison-ridge", "icl.ridge-is-bayes-posterior-mean", "icl.lsa-layer-is-gd-step"],
+         ["tests/icl/test_predictors.py"])
+_HEADS = (["lowrank.full-rank-head-nearest-point"], ["tests/lowrank/test_heads.py"])
+
 TARGETS: dict[str, tuple[list[str], list[str]]] = {
     # ssm: references, public functions and fast paths
     "theorylab/ssm/selective.py": _SEL,
@@ -94,6 +98,13 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
     "theorylab/lowrank/linformer.py": (["lowrank.linformer-exact-projection", "lowrank.linformer-error-free-of-n"],
                                        ["tests/lowrank/test_linformer.py"]),
     "theorylab/lowrank/lora.py": (["lowrank.lora-factored-gradients", "lowrank.nola-parameter-count"], ["tests/lowrank/test_lora.py"]),
+    "theorylab/icl/predictors.py": _PRED,
+    "theorylab/icl/_predictors_numba.py": _PRED,
+    "theorylab/icl/_predictors_torch.py": _PRED,
+    "theorylab/lowrank/_bounded_entries_numba.py": (["lowrank.eps-rank-threshold"], ["tests/lowrank/test_bounded_entries.py"]),
+    "theorylab/lowrank/heads.py": _HEADS,
+    "theorylab/lowrank/_heads_numba.py": _HEADS,
+    "theorylab/_fastexp.py": (["lowrank.full-rank-head-nearest-point"], ["tests/core/test_fastexp.py", "tests/lowrank/test_heads.py"]),
     # core: what turns measurements into verdicts
     "theorylab/claims.py": (["ssm.ssd-linear-attention"], ["tests/core/test_claims.py", "tests/core/test_cli.py"]),
     "theorylab/checks.py": (["ssm.ssd-linear-attention"], ["tests/core/test_claims.py"]),
