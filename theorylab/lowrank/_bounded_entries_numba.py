@@ -25,6 +25,7 @@ the kernel never decides a case its rounding could flip.
 from __future__ import annotations
 
 import numpy as np
+import numba
 from numba import njit, prange
 
 U_ROUND = np.finfo(np.float64).eps / 2
@@ -121,7 +122,9 @@ def _ql_sweep(d, e2, lo, hi):
 def _tridiagonal_eigenvalues(d, e):
     """Eigenvalues of the symmetric tridiagonal (d, e), in place in d (unsorted); e is overwritten.
 
-    Root-free QL steps (:func:`_ql_sweep`) on the top of the unreduced block; an off-diagonal with
+    Root-free QL steps (:func:`_ql_sweep`) on the top of the unreduced block, the matrix first
+    flipped so that its smaller end is on top (where QL deflates; as LAPACK's dsterf chooses
+    between QL and QR); an off-diagonal with
     e_i² <= (2 u ||T||_F)² deflates (absolute: the caller needs the eigenvalues to within u ||G||)."""
     n = d.shape[0]
     norm = 0.0
@@ -129,6 +132,9 @@ def _tridiagonal_eigenvalues(d, e):
         norm += d[i] * d[i] + (2.0 * e[i] * e[i] if i < n - 1 else 0.0)
     tol = 2.0 * U_ROUND * np.sqrt(norm)
     tol2 = tol * tol
+    if abs(d[n - 1]) < abs(d[0]):  # deflate at the small end (a Gram's reduction is graded large -> small):
+        d[:] = d[::-1].copy()  # the flipped tridiagonal (P T P, P the reversal) has the same eigenvalues
+        e[:] = e[::-1].copy()
     for i in range(n - 1):
         e[i] = e[i] * e[i]  # e now holds the squares
     lo = 0
@@ -151,30 +157,37 @@ def _tridiagonal_eigenvalues(d, e):
 LANES = 32  # items reduced together (their Gram matrices stay in cache: 32 x 24 x 24 doubles = 144 KiB)
 
 
-@njit(cache=True, parallel=True)
 def eps_rank_numba(M, eps):
     """rank_ε per item of M (B, m, n) float64; -1 where the decision is within rounding (recompute by SVD).
 
-    Groups of :data:`LANES` items are independent: they run on all numba threads (``prange``),
-    each group with its own workspace, so the result does not depend on the thread count."""
+    Groups of :data:`LANES` items are independent: each of numba's T threads takes every T-th
+    group with one workspace allocated once, so the result does not depend on the thread count."""
+    return _eps_rank_threads(M, float(eps), numba.get_num_threads())
+
+
+@njit(cache=True, parallel=True)
+def _eps_rank_threads(M, eps, threads):
     B, m, n = M.shape
-    k = min(m, n)
+    k, L, C = min(m, n), max(m, n), LANES
     out = np.empty(B, dtype=np.int64)
-    C = LANES
-    for g in prange((B + C - 1) // C):
-        _eps_rank_group(M, eps, g * C, min(C, B - g * C), out)
+    groups = (B + C - 1) // C
+    T = max(1, min(threads, groups))
+    for t in prange(T):
+        W, G = np.empty((L, k, C)), np.empty((k, k, C))  # (L, k, C), (k, k, C): zeroed per group
+        for g in range(t, groups, T):
+            _eps_rank_group(M, eps, g * C, min(C, B - g * C), out, W, G)
     return out
 
 
 @njit(cache=True)
-def _eps_rank_group(M, eps, b0, nb, out):
+def _eps_rank_group(M, eps, b0, nb, out, W, G):
     """Items b0 .. b0+nb-1 (nb <= LANES) -> out[b0 : b0+nb]: steps 1-4 of the module docstring."""
     B, m, n = M.shape
     k = min(m, n)
     L = max(m, n)
     C = LANES
-    W = np.zeros((L, k, C))
-    G = np.zeros((k, k, C))
+    W[:, :, :] = 0.0
+    G[:, :, :] = 0.0
     dd = np.empty((k, C))
     ee = np.empty((k, C))
     v = np.empty((k, C))
