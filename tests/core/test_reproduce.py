@@ -295,6 +295,7 @@ def test_docs_table_of_committed_figures_matches_their_records():
     stems = {p.stem for p in (root / "figures").glob("*.json")}
     assert stems == {p.stem for p in (root / "experiments").glob("*.py")}  # one record per experiment
     assert all(f"| {s} |" in table for s in stems)
+    assert "| quick |" not in table  # figures/ holds the full-mode figures
 
 
 def test_figures_table_reads_mode_cells_and_executor(tmp_path):
