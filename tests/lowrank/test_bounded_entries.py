@@ -252,3 +252,43 @@ def test_numba_eps_rank_does_not_depend_on_the_thread_count():
         numba.set_num_threads(before)
     np.testing.assert_array_equal(eps_rank_numba(M, 1e-3), one)
     np.testing.assert_array_equal(one, eps_rank(M, 1e-3, backend="ref"))
+
+
+@settings(max_examples=40)
+@given(k=st.integers(1, 20), seed=seeds, x_at=st.sampled_from(["eig", "between", "below", "above"]))
+def test_sturm_count_below_equals_eigvalsh_count(k, seed, x_at):
+    """x off the spectrum (an eigenvalue exactly at x counts as below: the early stop then waits)."""
+    from theorylab.lowrank._bounded_entries_numba import _sturm_count_below
+
+    rng = np.random.default_rng(seed)
+    d, e = rng.standard_normal(k), rng.standard_normal(max(k - 1, 0))
+    lam = np.linalg.eigvalsh(np.diag(d) + np.diag(e, 1) + np.diag(e, -1))
+    mid = (lam[k // 2 - 1] + lam[k // 2]) / 2 if k > 1 else lam[0] + 0.5
+    x = {"eig": lam[k // 2] + 1e-9, "between": mid, "below": lam[0] - 1.0, "above": lam[-1] + 1.0}[x_at]
+    want = int(np.sum(lam < x))
+    assert _sturm_count_below(d, np.concatenate([e**2, [0.0]]), 0, x) == want
+    if k > 2:  # a trailing block: the count of the sub-tridiagonal from row 2 on
+        sub = np.linalg.eigvalsh(np.diag(d[2:]) + np.diag(e[2:], 1) + np.diag(e[2:], -1))
+        assert _sturm_count_below(d, np.concatenate([e**2, [0.0]]), 2, x) == int(np.sum(sub < x))
+
+
+def test_ql_stops_early_after_the_small_eigenvalues_and_the_rank_is_unchanged():
+    """A graded spectrum 4^-i: at ε = 1e-2 the tail past rank r is a few of the smallest
+    eigenvalues; the iteration stops after them (f < k) and the rank equals the SVD's."""
+    from theorylab.lowrank._bounded_entries_numba import U_ROUND, _ql_eigenvalues, _tridiagonalize_lanes
+
+    rng = np.random.default_rng(12)
+    k = 16
+    U, _ = np.linalg.qr(rng.standard_normal((k, k)))
+    lam = 4.0 ** -np.arange(k)
+    G = (U * lam) @ U.T
+    dd, ee, v, p = (np.empty((k, 1)) for _ in range(4))
+    _tridiagonalize_lanes(np.ascontiguousarray(G[:, :, None]), dd, ee, v, p)
+    d, e = dd[:, 0].copy(), ee[: k - 1, 0].copy()
+    fro2 = lam.sum()
+    thr, delta = 1e-4 * fro2, 64.0 * k * k * U_ROUND * fro2
+    f = _ql_eigenvalues(d, e, thr, delta)
+    assert 0 < f < k  # stopped early
+    np.testing.assert_allclose(np.sort(d[:f]), np.sort(lam)[:f], rtol=0, atol=1e-12)  # the f smallest
+    M = U * np.sqrt(lam)  # singular values sqrt(lam)
+    assert int(eps_rank(M, 1e-2, backend="numba")) == int(eps_rank(M, 1e-2, backend="ref"))

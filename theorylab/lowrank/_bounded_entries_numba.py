@@ -121,11 +121,36 @@ def _ql_sweep(d, e2, lo, hi):
 @njit(cache=True)
 def _tridiagonal_eigenvalues(d, e):
     """Eigenvalues of the symmetric tridiagonal (d, e), in place in d (unsorted); e is overwritten.
+    False if the iteration did not converge."""
+    return _ql_eigenvalues(d, e, -1.0, 0.0) == d.shape[0]
 
-    Root-free QL steps (:func:`_ql_sweep`) on the top of the unreduced block, the matrix first
-    flipped so that its smaller end is on top (where QL deflates; as LAPACK's dsterf chooses
-    between QL and QR); an off-diagonal with
-    e_i² <= (2 u ||T||_F)² deflates (absolute: the caller needs the eigenvalues to within u ||G||)."""
+
+@njit(cache=True)
+def _sturm_count_below(d, e2, lo, x):
+    """Eigenvalues < x of the tridiagonal d[lo:], e2[lo:] (squared off-diagonals): the negative
+    pivots of the LDLᵀ factorization of T − xI (Sylvester); a zero pivot counts as negative."""
+    count = 0
+    q = 1.0
+    for i in range(lo, d.shape[0]):
+        q = d[i] - x - (e2[i - 1] / q if i > lo else 0.0)
+        if q <= 0.0:
+            count += 1
+            q = min(q, -1e-300)
+    return count
+
+
+@njit(cache=True)
+def _ql_eigenvalues(d, e, thr, delta):
+    """Root-free QL (:func:`_ql_sweep`) on the top of the unreduced block; the matrix is first
+    flipped so that its smaller end is on top, where QL deflates (as LAPACK's dsterf chooses
+    between QL and QR); an off-diagonal with e_i² <= (2 u ||T||_F)² deflates (absolute: the
+    caller needs the eigenvalues to within u ||G||).
+
+    Returns the number f of eigenvalues found, in d[:f] (unsorted), or −1 without convergence.
+    With thr >= 0 it stops early, at f < n, once the found eigenvalues (clipped at 0) sum to more
+    than thr + δ and the rest of the matrix has no eigenvalue below their maximum + δ (a Sturm
+    count): the rank decision needs nothing more, as every tail that reaches into the rest
+    exceeds thr."""
     n = d.shape[0]
     norm = 0.0
     for i in range(n):
@@ -139,19 +164,24 @@ def _tridiagonal_eigenvalues(d, e):
         e[i] = e[i] * e[i]  # e now holds the squares
     lo = 0
     steps = 0
+    found, top = 0.0, -np.inf
     while lo < n - 1:
         if e[lo] <= tol2:
             e[lo] = 0.0
+            found += max(d[lo], 0.0)
+            top = max(top, d[lo])
             lo += 1
+            if thr >= 0.0 and found - delta > thr and _sturm_count_below(d, e, lo, top + delta) == 0:
+                return lo
             continue
         if steps >= 60 * n:
-            return False  # no convergence (the caller falls back)
+            return -1  # no convergence (the caller falls back)
         hi = lo + 1
         while hi < n - 1 and e[hi] > tol2:
             hi += 1
         _ql_sweep(d, e, lo, hi)
         steps += 1
-    return True
+    return n
 
 
 LANES = 32  # items reduced together (their Gram matrices stay in cache: 32 x 24 x 24 doubles = 144 KiB)
@@ -235,22 +265,29 @@ def _eps_rank_group(M, eps, b0, nb, out, W, G):
 
 @njit(cache=True)
 def _decide(d, e, fro2, eps):
-    """Eigenvalues of the tridiagonal (d, e) -> rank_ε, or -1 when rounding could flip the decision."""
+    """Eigenvalues of the tridiagonal (d, e) -> rank_ε, or -1 when rounding could flip the decision.
+
+    The QL iteration may stop after the f smallest eigenvalues (:func:`_ql_eigenvalues`): the
+    other k − f eigenvalues each exceed all of those, so every tail reaching into them is
+    > thr + δ and they count without being computed."""
     k = d.shape[0]
-    if not _tridiagonal_eigenvalues(d, e[: k - 1] if k > 1 else e[:0]):
+    thr = eps * eps * fro2
+    delta = 64.0 * k * k * U_ROUND * fro2
+    if not np.isfinite(fro2):
         return -1
-    finite = np.isfinite(fro2)
-    for i in range(k):
+    f = _ql_eigenvalues(d, e[: k - 1] if k > 1 else e[:0], thr, delta)
+    if f < 0:
+        return -1
+    finite = True
+    for i in range(f):
         finite = finite and np.isfinite(d[i])
     if not finite:  # overflow in the Gram or the rotations: the SVD decides
         return -1
-    lam = np.sort(np.maximum(d, 0.0))[::-1]  # σ_i², descending
-    thr = eps * eps * fro2
-    delta = 64.0 * k * k * U_ROUND * fro2
+    lam = np.sort(np.maximum(d[:f], 0.0))[::-1]  # the f smallest σ_i², descending
     tail = 0.0
-    count = 0
+    count = k - f
     unsure = False
-    for r in range(k - 1, -1, -1):  # tail = Σ_{i>=r} λ_i, r from the end
+    for r in range(f - 1, -1, -1):  # tail = Σ_{i>=r} λ_i, r from the end
         tail += lam[r]
         if abs(tail - thr) <= delta:
             unsure = True
