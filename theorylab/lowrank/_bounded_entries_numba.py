@@ -233,12 +233,13 @@ def _eps_rank_group(M, eps, b0, nb, out, W, G):
                 amax = max(amax, abs(M[b0 + c, i, j]))
         # rank_ε is scale-free; entries <= 1 keep the Gram and the rotations far from overflow
         scale[c] = 1.0 / amax if amax > 0.0 else 0.0  # M = 0 (and pad lanes): W = 0, decided below
-    for c in range(nb):  # W (L, k): the shorter side's vectors as columns, G = Wᵀ W (A Aᵀ or Aᵀ A)
-        for i in range(m):
-            for j in range(n):
-                if m <= n:
+    for i in range(m):  # W (L, k): the shorter side's vectors as columns, G = Wᵀ W (A Aᵀ or Aᵀ A)
+        for j in range(n):  # lanes innermost: contiguous writes (3x faster than item by item)
+            if m <= n:
+                for c in range(nb):
                     W[j, i, c] = M[b0 + c, i, j] * scale[c]
-                else:
+            else:
+                for c in range(nb):
                     W[i, j, c] = M[b0 + c, i, j] * scale[c]
     for l in range(L):
         for i in range(k):
