@@ -292,3 +292,13 @@ def test_ql_stops_early_after_the_small_eigenvalues_and_the_rank_is_unchanged():
     np.testing.assert_allclose(np.sort(d[:f]), np.sort(lam)[:f], rtol=0, atol=1e-12)  # the f smallest
     M = U * np.sqrt(lam)  # singular values sqrt(lam)
     assert int(eps_rank(M, 1e-2, backend="numba")) == int(eps_rank(M, 1e-2, backend="ref"))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("backend", ["ref", "numba", "torch"])
+def test_eps_rank_rejects_non_finite_entries_on_every_backend(bad, backend):
+    """The compiled kernel tests finiteness in its own pass over the entries (-2), the others before."""
+    M = np.exp(np.random.default_rng(13).standard_normal((40, 5, 6)))
+    M[37, 4, 0] = bad  # in the second group of 32 items, at its last row
+    with pytest.raises(ValueError, match=r"M contains NaN or inf \(shape \(40, 5, 6\)\)"):
+        eps_rank(M, 1e-2, backend=backend)

@@ -188,7 +188,8 @@ LANES = 32  # items reduced together (their Gram matrices stay in cache: 32 x 24
 
 
 def eps_rank_numba(M, eps):
-    """rank_ε per item of M (B, m, n) float64; -1 where the decision is within rounding (recompute by SVD).
+    """rank_ε per item of M (B, m, n) float64; -1 where the decision is within rounding (recompute by SVD),
+    -2 where the item holds a NaN or inf.
 
     Groups of :data:`LANES` items are independent: each of numba's T threads takes every T-th
     group with one workspace allocated once, so the result does not depend on the thread count."""
@@ -226,11 +227,17 @@ def _eps_rank_group(M, eps, b0, nb, out, W, G):
     fro2 = np.zeros(C)
     d = np.empty(k)
     e = np.empty(max(k - 1, 1))
+    bad = np.zeros(C, dtype=np.bool_)
     for c in range(nb):
-        amax = 0.0
+        amax, nan = 0.0, 0.0
         for i in range(m):
             for j in range(n):
-                amax = max(amax, abs(M[b0 + c, i, j]))
+                x = M[b0 + c, i, j]
+                amax = max(amax, abs(x))
+                nan += 0.0 * x  # 0 for finite x, NaN for NaN or ±inf (and then for good)
+        if nan != 0.0:
+            bad[c] = True
+            amax = 0.0
         # rank_ε is scale-free; entries <= 1 keep the Gram and the rotations far from overflow
         scale[c] = 1.0 / amax if amax > 0.0 else 0.0  # M = 0 (and pad lanes): W = 0, decided below
     for i in range(m):  # W (L, k): the shorter side's vectors as columns, G = Wᵀ W (A Aᵀ or Aᵀ A)
@@ -254,6 +261,9 @@ def _eps_rank_group(M, eps, b0, nb, out, W, G):
                 G[i, i2, c] = G[i2, i, c]
     _tridiagonalize_lanes(G, dd, ee, v, p)
     for c in range(nb):
+        if bad[c]:
+            out[b0 + c] = -2
+            continue
         if scale[c] == 0.0:  # M = 0: every tail is 0, not > 0
             out[b0 + c] = 0
             continue

@@ -16,15 +16,17 @@ from ..backends import is_tensor
 BACKENDS = ("ref", "torch")  # every low-rank public function: float64 numpy reference, torch (CPU/CUDA)
 
 
-def check_inputs(named: dict, ndims: dict) -> str:
-    """``named``: name -> array; ``ndims``: name -> (min_ndim, meaning).  Returns the container kind."""
+def check_inputs(named: dict, ndims: dict, *, finite: bool = True) -> str:
+    """``named``: name -> array; ``ndims``: name -> (min_ndim, meaning).  Returns the container kind.
+    ``finite=False`` leaves the NaN/inf test to the caller (a kernel that reads every entry anyway)."""
     kind = V.check_arrays(named)
     for name, a in named.items():
         lo, meaning = ndims[name]
         if a.ndim < lo:
             raise ValueError(f"{name} must have at least {lo} axes {meaning}; got shape {tuple(a.shape)}")
         V.check_nonempty(name, a, meaning)
-        V.check_finite(name, a)
+        if finite:
+            V.check_finite(name, a)
     return kind
 
 

@@ -194,9 +194,11 @@ def eps_rank(M, eps, *, backend="auto"):
     numpy -> numba when installed, else ref).  numpy in -> numpy int64 out; torch in -> torch
     int64 out.
     """
-    check_inputs({"M": M}, {"M": (2, "(..., m, n): matrices")})
+    check_inputs({"M": M}, {"M": (2, "(..., m, n): matrices")}, finite=False)
     eps = check_positive_real("eps", eps)
     backend = resolve_backend(backend, (M,), valid=EPS_RANK_BACKENDS)
+    if backend != "numba":  # the compiled kernel flags non-finite items itself (-2), in its one pass
+        V.check_finite("M", M)
     if backend == "torch":
         from ._bounded_entries_torch import eps_rank_torch
 
@@ -208,6 +210,8 @@ def eps_rank(M, eps, *, backend="auto"):
         M64 = np.ascontiguousarray(to_numpy(M), dtype=np.float64)
         flat = M64.reshape((-1,) + M64.shape[-2:])
         out = eps_rank_numba(flat, eps)
+        if (out == -2).any():
+            raise ValueError(f"M contains NaN or inf (shape {tuple(M64.shape)})")
         unsure = out < 0
         if unsure.any():  # within rounding of the threshold: the SVD decides, as in the reference
             out[unsure] = eps_rank_ref(flat[unsure], eps)
