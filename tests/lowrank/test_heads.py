@@ -161,6 +161,23 @@ def test_bad_input_names_the_argument(key, how, backend):
 
 
 # ---- batched least squares: normal equations with a conditioning check, SVD fallback ----------------------
+def _features(S, T, P, k, deficient, seed):
+    """Φ (S, T, P), f (S, T, k) and per-item np.linalg.lstsq (minimum norm); ``deficient`` plants an
+    exactly rank-deficient item ("duplicate"), a zero column ("zero"), cond(ΦᵀΦ) ~ 1e10 > 1e6
+    ("scaled": the SVD path) or ~1e2-1e4 ("mild": typically the Cholesky path)."""
+    rng = np.random.default_rng(seed)
+    Phi, f = rng.standard_normal((S, T, P)), rng.standard_normal((S, T, k))
+    if deficient == "duplicate" and P > 1:
+        Phi[0, :, -1] = Phi[0, :, 0]
+    if deficient == "zero":
+        Phi[-1, :, 0] = 0.0
+    if deficient == "scaled" and P > 1:
+        Phi[0, :, 1] *= 1e-5
+    if deficient == "mild" and P > 1:
+        Phi[0, :, 1] *= 1e-1
+    return Phi, f, np.stack([np.linalg.lstsq(Phi[s], f[s], rcond=1e-10)[0] for s in range(S)])
+
+
 @pytest.mark.parametrize("container", ["numpy", "torch"])
 @settings(max_examples=50)  # two methods per example; the @examples pin the awkward cases
 @given(S=st.integers(1, 4), T=st.integers(1, 23), P=st.sampled_from([1, 2, 3, 5, 7]), k=st.integers(1, 3),
@@ -169,15 +186,7 @@ def test_bad_input_names_the_argument(key, how, backend):
 @example(S=2, T=3, P=7, k=2, deficient="none", seed=1)  # fewer samples than features
 @example(S=3, T=20, P=5, k=3, deficient="duplicate", seed=2)
 def test_lstsq_batched_equals_per_item_minimum_norm_lstsq(container, S, T, P, k, deficient, seed):
-    rng = np.random.default_rng(seed)
-    Phi, f = rng.standard_normal((S, T, P)), rng.standard_normal((S, T, k))
-    if deficient == "duplicate" and P > 1:
-        Phi[0, :, -1] = Phi[0, :, 0]  # exactly rank-deficient item
-    if deficient == "zero":
-        Phi[-1, :, 0] = 0.0
-    if deficient == "scaled" and P > 1:
-        Phi[0, :, 1] *= 1e-5  # cond(ΦᵀΦ) ~ 1e10 > 1e6: must take the SVD path
-    ref = np.stack([np.linalg.lstsq(Phi[s], f[s], rcond=1e-10)[0] for s in range(S)])
+    Phi, f, ref = _features(S, T, P, k, deficient, seed)
     for method in ("auto", "svd"):
         if container == "torch":
             out = lstsq_batched(torch.tensor(Phi), torch.tensor(f), method=method).numpy()
@@ -270,18 +279,7 @@ def test_compiled_normal_equations_equal_per_item_minimum_norm_lstsq(S, P, extra
     from theorylab.lowrank._heads_numba import normal_equations
     from theorylab.lowrank.heads import COND_MAX
 
-    rng = np.random.default_rng(seed)
-    T = P + extra
-    Phi, f = rng.standard_normal((S, T, P)), rng.standard_normal((S, T, k))
-    if deficient == "duplicate" and P > 1:
-        Phi[0, :, -1] = Phi[0, :, 0]  # exactly rank-deficient item
-    if deficient == "zero":
-        Phi[-1, :, 0] = 0.0
-    if deficient == "scaled" and P > 1:
-        Phi[0, :, 1] *= 1e-5  # cond(ΦᵀΦ) ~ 1e10 > 1e6
-    if deficient == "mild" and P > 1:
-        Phi[0, :, 1] *= 1e-1  # cond(ΦᵀΦ) ~ 1e2-1e4 (square items more): typically the Cholesky path
-    ref = np.stack([np.linalg.lstsq(Phi[s], f[s], rcond=1e-10)[0] for s in range(S)])
+    Phi, f, ref = _features(S, P + extra, P, k, deficient, seed)
     out = _lstsq_numba(Phi, f)
     assert out.shape == (S, P, k)
     # normwise on the fitted values and the weights; as test_lstsq_batched_equals_per_item_minimum_norm_lstsq
