@@ -336,3 +336,24 @@ def test_fit_keeps_float32_and_the_method_errors(rng):
     assert O.dtype == np.float32 and O.shape == (2, 2, 2, 2)
     with pytest.raises(ValueError, match="method"):
         fit_output_weights(p["X"], p["y"], Q, K, method="qr", backend="numba")
+
+
+@pytest.mark.parametrize("backend", ["ref", "numba", "torch"])
+def test_fit_output_weights_refuses_a_target_of_the_wrong_shape(backend):
+    """target (sweep..., T, d): a sweep axis that does not broadcast, the wrong T or d, or a NaN
+    is refused before any work, naming target and the shape it needs."""
+    rng = np.random.default_rng(21)
+    p = make_inputs(rng, samples=20, N=3, d=2, batch=(2,))
+    Q, K = rng.standard_normal((2, 3, 1, 2)), rng.standard_normal((2, 3, 1, 2))
+    X, y = (torch.from_numpy(p[k]) for k in ("X", "y")) if backend == "torch" else (p["X"], p["y"])
+    Qa, Ka = (torch.from_numpy(a) for a in (Q, K)) if backend == "torch" else (Q, K)
+    for shape in ((3, 20, 2), (2, 19, 2), (2, 20, 3), (20,)):
+        with pytest.raises(ValueError, match=r"target must have shape \(sweep\.\.\., T, d\) = \(2, 20, 2\)"):
+            fit_output_weights(X, y, Qa, Ka, target=np.zeros(shape), backend=backend)
+    bad = np.zeros((2, 20, 2))
+    bad[1, 3, 0] = np.nan
+    with pytest.raises(ValueError, match="target contains NaN"):
+        fit_output_weights(X, y, Qa, Ka, target=bad, backend=backend)
+    good = nearest_point_target(p["X"], p["y"])
+    O = fit_output_weights(X, y, Qa, Ka, target=good[:1] if backend != "torch" else good, backend=backend)  # (1, T, d) broadcasts
+    assert tuple(O.shape) == (2, 3, 2, 2)

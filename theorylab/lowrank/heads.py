@@ -155,6 +155,8 @@ def fit_output_weights(X, y, Q, K, *, target=None, rcond=1e-10, method="auto", b
     :func:`lstsq_batched`).
     """
     kind = _check(X, y, Q, K)
+    if target is not None:
+        _check_target(target, X, Q)
     compiled = kind == "numpy" and resolve_backend(backend, (X, y, Q, K), valid=HEADS_BACKENDS) == "numba"
     if compiled:
         from ._heads_numba import heads_numba  # inputs checked once, above
@@ -176,20 +178,30 @@ def fit_output_weights(X, y, Q, K, *, target=None, rcond=1e-10, method="auto", b
     return W.transpose(-1, -2) if is_tensor(W) else np.swapaxes(W, -1, -2)  # O_h maps head -> output
 
 
+def _check_target(target, X, Q) -> None:
+    """``target`` (sweep..., T, d): the samples and dimension of X, leading axes broadcasting to the sweep."""
+    if not (is_tensor(target) or isinstance(target, np.ndarray)):
+        raise TypeError(f"target must be a numpy array or torch tensor; got {type(target).__name__}")
+    T, d = X.shape[-3], X.shape[-1]
+    sweep = np.broadcast_shapes(X.shape[:-3], Q.shape[:-3])
+    shape = tuple(target.shape)
+    try:
+        ok = len(shape) >= 2 and shape[-2:] == (T, d) and np.broadcast_shapes(shape[:-2], sweep) == sweep
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"target must have shape (sweep..., T, d) = {sweep + (T, d)}; got {shape} "
+                         f"(X {tuple(X.shape)}, Q {tuple(Q.shape)})")
+    V_.check_finite("target", target)
+
+
 def _fits_compiled_solve(Phi, f, method) -> bool:
-    """The compiled normal equations apply: float64 Φ (..., T, P) with T >= P, f (..., T, k)
-    float64 with broadcastable leading axes, method "auto"/"normal" (else lstsq_batched, which
-    also raises the errors of bad arguments)."""
-    if method not in ("auto", "normal") or Phi.dtype != np.float64 or f.dtype != np.float64 or f.ndim < 2:
+    """The compiled normal equations apply: float64 Φ (..., T, P) with T >= P and float64 f
+    (its shape checked by :func:`_check_target`), method "auto"/"normal" (else lstsq_batched)."""
+    if method not in ("auto", "normal") or Phi.dtype != np.float64 or f.dtype != np.float64:
         return False
     T, P = Phi.shape[-2:]
-    if T < P or f.shape[-2] != T:
-        return False
-    try:
-        np.broadcast_shapes(Phi.shape[:-2], f.shape[:-2])
-    except ValueError:
-        return False
-    return True
+    return T >= P
 
 
 def _lstsq_normal_numba(Phi, f, rcond):
