@@ -105,6 +105,10 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
     "theorylab/lowrank/heads.py": _HEADS,
     "theorylab/lowrank/_heads_numba.py": _HEADS,
     "theorylab/_fastexp.py": (["lowrank.full-rank-head-nearest-point"], ["tests/core/test_fastexp.py", "tests/lowrank/test_heads.py"]),
+    "theorylab/icl/autoregressive.py": (["icl.ar-lsa-no-better-than-least-squares", "icl.ar-excess-mse-shrinks-with-context",
+                                         "icl.ar-cot-rollout-collapses"], ["tests/icl/test_autoregressive.py"]),
+    "theorylab/icl/learners.py": (["icl.trained-transformer-closer-to-ridge", "icl.linear-attention-is-one-step-gd",
+                                   "icl.best-ridge-lambda-tracks-noise"], ["tests/icl/test_learners.py"]),
     # core: what turns measurements into verdicts
     "theorylab/claims.py": (["ssm.ssd-linear-attention"], ["tests/core/test_claims.py", "tests/core/test_cli.py"]),
     "theorylab/checks.py": (["ssm.ssd-linear-attention"], ["tests/core/test_claims.py"]),
