@@ -101,7 +101,8 @@ register(Claim(
     "head with least-squares output weights cannot.",
     check=lambda rng, size="quick": _verdict(rng, size, False),
     negative_control=lambda rng, size="quick": _verdict(rng, size, True),
-    module=MODULE, test=TEST, samples=2, controls="a rank-1 single head with least-squares-optimal output weights"))
+    module=MODULE, test=TEST, samples=2, experiment="lowrank_heads",
+    controls="a rank-1 single head with least-squares-optimal output weights"))
 
 
 # ---- rank-1 heads: heads needed against d ----------------------------------------------------------
