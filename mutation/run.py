@@ -109,6 +109,8 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
                                          "icl.ar-cot-rollout-collapses"], ["tests/icl/test_autoregressive.py"]),
     "theorylab/icl/learners.py": (["icl.trained-transformer-closer-to-ridge", "icl.linear-attention-is-one-step-gd",
                                    "icl.best-ridge-lambda-tracks-noise"], ["tests/icl/test_learners.py"]),
+    "theorylab/lowrank/heads_scaling.py": (["lowrank.rank-one-heads-exponential-in-d"], ["tests/lowrank/test_heads_scaling.py"]),
+    "theorylab/lowrank/lora_ntk.py": (["lowrank.lora-above-threshold-fits"], ["tests/lowrank/test_lora_ntk.py"]),
     # core: what turns measurements into verdicts
     "theorylab/claims.py": (["ssm.ssd-linear-attention"], ["tests/core/test_claims.py", "tests/core/test_cli.py"]),
     "theorylab/checks.py": (["ssm.ssd-linear-attention"], ["tests/core/test_claims.py"]),
