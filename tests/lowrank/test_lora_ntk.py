@@ -110,8 +110,9 @@ def test_claim_holds_and_control_rejected():
     assert rep.control_statistics["success rate"]["value"] == 0.0
 
 
-@given(key=st.sampled_from(["X", "W0", "V"]), how=st.sampled_from(["drop_dim", "wrong_size", "int_dtype", "nan", "list"]),
+@given(key=st.sampled_from(["X", "W0", "V"]), how=st.sampled_from(["drop_dim", "extra_dim", "wrong_size", "int_dtype", "nan", "list"]),
        backend=st.sampled_from(["auto", "ref", "torch"]))
+@example(key="X", how="extra_dim", backend="ref")  # a stack of X is not a batch here: refused, not misread
 def test_bad_jacobian_input_names_the_argument(key, how, backend):
     p = make_inputs(np.random.default_rng(0), K=2, N=3, d_in=4, d_out=5)
     if key == "X" and how == "wrong_size":
