@@ -111,6 +111,11 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
                                    "icl.best-ridge-lambda-tracks-noise"], ["tests/icl/test_learners.py"]),
     "theorylab/lowrank/heads_scaling.py": (["lowrank.rank-one-heads-exponential-in-d"], ["tests/lowrank/test_heads_scaling.py"]),
     "theorylab/lowrank/lora_ntk.py": (["lowrank.lora-above-threshold-fits"], ["tests/lowrank/test_lora_ntk.py"]),
+    # the kernel authors' kit: references with the peers' signatures, and the equivalence harness
+    "theorylab/testing/equivalence.py": (["ssm.ssd-linear-attention"], ["tests/kit/test_equivalence.py"]),
+    "theorylab/testing/mamba.py": (["ssm.selective-scan-is-attention"], ["tests/kit/test_mamba_ref.py", "tests/kit/test_kit_bad_input.py"]),
+    "theorylab/testing/mamba2.py": (["ssm.ssd-linear-attention"], ["tests/kit/test_mamba2_ref.py", "tests/kit/test_kit_bad_input.py"]),
+    "theorylab/testing/fla.py": (["ssm.ssd-linear-attention"], ["tests/kit/test_fla_ref.py", "tests/kit/test_kit_bad_input.py"]),
     # core: what turns measurements into verdicts
     "theorylab/claims.py": (["ssm.ssd-linear-attention"], ["tests/core/test_claims.py", "tests/core/test_cli.py"]),
     "theorylab/checks.py": (["ssm.ssd-linear-attention"], ["tests/core/test_claims.py"]),
