@@ -164,3 +164,19 @@ def test_bad_arguments_name_the_argument(call, match):
     q, k, v = torch.randn(1, 4, 2, 3), torch.randn(1, 4, 2, 3), torch.randn(1, 4, 2, 5)
     with pytest.raises((ValueError, TypeError), match=match):
         call(q, k, v)
+
+
+@pytest.mark.parametrize("kind", FLA_KINDS)
+def test_fla_inputs_default_lengths_reach_17(kind):
+    """The default lengths run to 17 (not a multiple of any chunk size), and never past it."""
+    from hypothesis import find
+
+    kw = find(fla_inputs(kind), lambda kw: kw["q"].shape[1] == 17, settings=settings(max_examples=2000, deadline=None))
+    assert kw["q"].shape[1] == 17
+
+    @settings(max_examples=30, deadline=None)
+    @given(kw=fla_inputs(kind))
+    def bounded(kw):
+        assert 1 <= kw["q"].shape[1] <= 17
+
+    bounded()

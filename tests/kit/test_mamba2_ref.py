@@ -140,3 +140,12 @@ def test_bad_arguments_name_the_argument(change, match):
     p = {**_fixed_case(), **{k: (v.double() if torch.is_tensor(v) else v) for k, v in change.items()}}
     with pytest.raises((ValueError, TypeError), match=match):
         mamba_chunk_scan_combined_ref(**p)
+
+
+@settings(max_examples=60, deadline=None)
+@given(kw=mamba2_inputs(max_heads=3, max_length=5))
+def test_mamba2_inputs_stay_within_their_bounds(kw):
+    """heads in 1..max_heads, groups dividing heads, L in 1..max_length: the sizes it promises."""
+    b, L, h, P = kw["x"].shape
+    g = kw["B"].shape[2]
+    assert 1 <= h <= 3 and h % g == 0 and 1 <= L <= 5 and kw["C"].shape[2] == g
