@@ -82,26 +82,21 @@ def _train(cfg: Config, kind: str, noise: float, seed: int):
 
 
 def compute_cell(cfg: Config, cell: dict) -> dict:
-    """Train one learner (seeded) and measure it on fresh prompts of the same seed."""
-    s = cell["seed"]
-    if cell["panel"] == "fit":
-        t0 = time.perf_counter()
-        model = _train(cfg, cell["kind"], cfg.noise, s)
-        seconds = time.perf_counter() - t0
-        p = make_inputs(np.random.default_rng([s, 1]), batch=cfg.prompts, k=cfg.k, d=cfg.d, m=2 * cfg.d,
-                        noise=cfg.noise, tau=cfg.tau)
-        f = learner_predict(model, p["X"], p["y"], p["Xq"], prefixes=True, backend="torch")
-        sp, il, eta = _measure(f, p, cfg.noise**2 / cfg.tau**2)
-        return {"spd": sp, "ilwd": il, "eta": eta, "final_loss": float(np.mean(model.losses[-20:])),
-                "train_seconds": seconds}
+    """Train one learner (seeded) and measure it on fresh prompts of the same seed: SPD / ILWD
+    against every predictor ("fit"), or the closest ridge λ* ("lambda")."""
+    s, fit = cell["seed"], cell["panel"] == "fit"
+    kind, noise, stream = (cell["kind"], cfg.noise, 1) if fit else ("transformer", cell["noise"], 2)
     t0 = time.perf_counter()
-    model = _train(cfg, "transformer", cell["noise"], s)
+    model = _train(cfg, kind, noise, s)
     seconds = time.perf_counter() - t0
-    p = make_inputs(np.random.default_rng([s, 2]), batch=cfg.prompts, k=cfg.k, d=cfg.d, m=2 * cfg.d,
-                    noise=cell["noise"], tau=cfg.tau)
+    p = make_inputs(np.random.default_rng([s, stream]), batch=cfg.prompts, k=cfg.k, d=cfg.d, m=2 * cfg.d,
+                    noise=noise, tau=cfg.tau)
     f = learner_predict(model, p["X"], p["y"], p["Xq"], prefixes=True, backend="torch")
-    return {"lambda_star": float(best_ridge_lambda(f, p["X"], p["y"], p["Xq"], LAMS, backend="ref")[0]),
-            "train_seconds": seconds}
+    if not fit:
+        return {"lambda_star": float(best_ridge_lambda(f, p["X"], p["y"], p["Xq"], LAMS, backend="ref")[0]),
+                "train_seconds": seconds}
+    sp, il, eta = _measure(f, p, cfg.noise**2 / cfg.tau**2)
+    return {"spd": sp, "ilwd": il, "eta": eta, "final_loss": float(np.mean(model.losses[-20:])), "train_seconds": seconds}
 
 
 def assemble(cfg: Config, results: list) -> dict:

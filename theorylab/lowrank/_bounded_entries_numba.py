@@ -13,7 +13,9 @@ of LANES items run in parallel on numba's threads):
    Pal, Walker and Kahan (Parlett, The Symmetric Eigenvalue Problem, §8.15): the sweep
    carries squared off-diagonals and cos², sin² of its rotations, so it takes no square root
    and two divisions per rotation; an off-diagonal |e_i| <= 2u ||T||_F deflates (absolute:
-   eigenvalues are needed to within u ||G|| only);
+   eigenvalues are needed to within u ||G|| only).  It stops once the smallest eigenvalues
+   found sum past the threshold and a Sturm count shows the rest all lie above them
+   (:func:`_ql_eigenvalues`): every tail reaching into the rest then exceeds the threshold;
 4. rank_ε: count of r with Σ_{i>=r} λ_i > (ε ||M||_F)² (λ descending, clipped at 0).
 
 Error model: a backward-stable eigensolver on G gives |λ_i − σ_i²| <~ c n u ||G||, so every tail
@@ -204,7 +206,7 @@ def _eps_rank_threads(M, eps, threads):
     groups = (B + C - 1) // C
     T = max(1, min(threads, groups))
     for t in prange(T):
-        W, G = np.empty((L, k, C)), np.empty((k, k, C))  # (L, k, C), (k, k, C): zeroed per group
+        W, G = np.empty((L, k, C)), np.empty((k, k, C))  # (L, k, C), (k, k, C): reused by every group
         for g in range(t, groups, T):
             _eps_rank_group(M, eps, g * C, min(C, B - g * C), out, W, G)
     return out
@@ -217,7 +219,7 @@ def _eps_rank_group(M, eps, b0, nb, out, W, G):
     k = min(m, n)
     L = max(m, n)
     C = LANES
-    W[:, :, :] = 0.0
+    W[:, :, nb:] = 0.0  # pad lanes of a last, partial group (the copy below fills lanes < nb)
     G[:, :, :] = 0.0
     dd = np.empty((k, C))
     ee = np.empty((k, C))

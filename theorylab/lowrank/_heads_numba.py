@@ -143,32 +143,6 @@ def attention_heads_numba(X, y, Q, K) -> np.ndarray:
     return heads_numba(X, y, Q, K)[0]
 
 
-@njit(cache=True)
-def _nearest(X, y):
-    """x_{argmax_i ⟨x_i, y⟩} (P, d) for X (P, N, d), y (P, d); the first maximum, as numpy's argmax."""
-    P, N, d = X.shape
-    out = np.empty((P, d))
-    for a in range(P):
-        best, arg = -np.inf, 0
-        for i in range(N):
-            s = 0.0
-            for c in range(d):
-                s += X[a, i, c] * y[a, c]
-            if s > best:
-                best, arg = s, i
-        for c in range(d):
-            out[a, c] = X[a, arg, c]
-    return out
-
-
-def nearest_point_numba(X, y) -> np.ndarray:
-    """float64 nearest point (..., d) of X (..., N, d) to y (..., d) (inputs validated by the caller)."""
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    y = np.ascontiguousarray(y, dtype=np.float64)
-    N, d = X.shape[-2:]
-    return _nearest(X.reshape(-1, N, d), y.reshape(-1, d)).reshape(y.shape)
-
-
 @njit(cache=True, fastmath={"reassoc", "contract"})  # the sums over samples may be reordered: they vectorize
 def normal_equations(Phi, f, cond_max):
     """W (S, P, k) = G⁻¹ Φᵀf per item, G = ΦᵀΦ, for Φ (S, T, P), f (S, T, k); bad (S,) marks the
