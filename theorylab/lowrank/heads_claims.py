@@ -36,8 +36,8 @@ import numpy as np
 
 from ..checks import call_backend, check_backends, identity_verdict, mean_interval
 from ..claims import Claim, Paper, Verdict, register
-from ._common import BACKENDS
 from .heads_scaling import exponential_rate, heads_needed, held_out_errors, random_heads
+from .heads import HEADS_BACKENDS as BACKENDS  # ref, numba (compiled heads), torch
 from .heads import fit_output_weights, full_rank_head, make_inputs, multihead_lowrank, nearest_point_target
 
 RANK = Paper("On the Benefits of Rank in Attention Layers", 2024, "2407.16153", index=12)
