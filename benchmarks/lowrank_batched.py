@@ -7,9 +7,10 @@
 Measured, float64, same inputs:
 
 * ``batched_eps_rank``: ``theorylab.lowrank.eps_rank(M, eps, backend="numba")`` on a stack M of
-  exp(QKᵀ) matrices (items, n, n): groups of 32 items on numba's threads, within a group the
-  Gram matrices formed and tridiagonalized together (item index innermost), per item the
-  eigenvalues by root-free implicit QL, items within rounding of the threshold re-decided by SVD;
+  exp(QKᵀ) matrices (items, n, n): groups of 64 items on numba's threads, within a group the
+  Gram matrices tridiagonalized together and their eigenvalues by root-free implicit QL, all
+  items sweeping in one vectorized loop (item index innermost); items within rounding of the
+  threshold re-decided by SVD;
   ``batched_eps_rank_1thread``: the same on one numba thread;
 * ``batched_svd``: ``eps_rank(M, eps, backend="ref")``: one batched numpy SVD (for reference);
 * ``loop_svd``: the per-item loop a user would write: for each matrix, ``np.linalg.svd``,

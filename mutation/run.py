@@ -102,6 +102,7 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
     "theorylab/icl/_predictors_numba.py": _PRED,
     "theorylab/icl/_predictors_torch.py": _PRED,
     "theorylab/lowrank/_bounded_entries_numba.py": (["lowrank.eps-rank-threshold"], ["tests/lowrank/test_bounded_entries.py"]),
+    "theorylab/lowrank/_eigen_lanes_numba.py": (["lowrank.eps-rank-threshold"], ["tests/lowrank/test_bounded_entries.py"]),
     "theorylab/lowrank/heads.py": _HEADS,
     "theorylab/lowrank/_heads_numba.py": _HEADS,
     "theorylab/_fastexp.py": (["lowrank.full-rank-head-nearest-point"], ["tests/core/test_fastexp.py", "tests/lowrank/test_heads.py"]),

@@ -201,23 +201,19 @@ def test_numba_eps_rank_of_structured_spectra():
 def test_numba_kernel_decides_generic_items_itself(k, seed):
     """The SVD fallback must stay rare: on generic matrices the kernel's own eigenvalues match
     eigvalsh and its own ranks (no -1) equal the reference (a broken QR step would hide behind it)."""
-    from theorylab.lowrank._bounded_entries_numba import (
-        LANES,
-        _tridiagonal_eigenvalues,
-        _tridiagonalize_lanes,
-        eps_rank_numba,
-    )
+    from theorylab.lowrank._bounded_entries_numba import LANES, eps_rank_numba
+    from theorylab.lowrank._eigen_lanes_numba import tridiagonal_eigenvalues, tridiagonalize_lanes
 
     rng = np.random.default_rng(seed)
     A = rng.standard_normal((3, k, k + 3))
     A[2, :, 1:] = 0.0  # a rank-1 lane: zero columns below the diagonal (no-op reflectors) next to generic ones
     Gs = A @ np.swapaxes(A, -1, -2)  # (3, k, k)
+    lower = np.tril(rng.standard_normal((k, k)), -1)[..., None]  # garbage below the diagonal: never read
     dd, ee, v, p = (np.empty((k, 3)) for _ in range(4))
-    _tridiagonalize_lanes(np.ascontiguousarray(np.moveaxis(Gs, 0, -1)), dd, ee, v, p)
+    tridiagonalize_lanes(np.ascontiguousarray(np.moveaxis(Gs, 0, -1) + lower), dd, ee, v, p)
+    assert tridiagonal_eigenvalues(dd, ee)
     for c, G in enumerate(Gs):
-        d, e = dd[:, c].copy(), ee[:, c].copy()
-        assert _tridiagonal_eigenvalues(d, e[: k - 1])
-        np.testing.assert_allclose(np.sort(d), np.linalg.eigvalsh(G), rtol=0, atol=1e-12 * np.abs(G).max())
+        np.testing.assert_allclose(np.sort(dd[:, c]), np.linalg.eigvalsh(G), rtol=0, atol=1e-12 * np.abs(G).max())
     B = LANES + 3  # a full group of lanes and a partial one
     M = np.exp(rng.standard_normal((B, k, 3)) @ rng.standard_normal((B, 3, k + 2)))
     out = eps_rank_numba(M, 1e-2)
@@ -237,7 +233,8 @@ def test_polynomial_features_ref_backend_keeps_torch_in_torch_out():
 
 
 def test_numba_eps_rank_does_not_depend_on_the_thread_count():
-    """Groups of lanes run in parallel (prange): one thread and all threads give the same ranks."""
+    """Groups of lanes run in parallel (prange): one thread and all threads give the same ranks
+    (also when the thread count changes the group size, :func:`lanes`)."""
     import numba
 
     from theorylab.lowrank._bounded_entries_numba import LANES, eps_rank_numba
@@ -252,13 +249,29 @@ def test_numba_eps_rank_does_not_depend_on_the_thread_count():
         numba.set_num_threads(before)
     np.testing.assert_array_equal(eps_rank_numba(M, 1e-3), one)
     np.testing.assert_array_equal(one, eps_rank(M, 1e-3, backend="ref"))
+    from theorylab.lowrank._bounded_entries_numba import _eps_rank_threads
+
+    for C in (1, 7, LANES):  # a group size that divides nothing, and single items
+        np.testing.assert_array_equal(_eps_rank_threads(M, 1e-3, 2, C), one)
+
+
+def test_numba_eps_rank_group_size_follows_the_batch_and_k():
+    """One large matrix is one lane (no padded lanes recomputed), a small batch is split over the
+    threads, and the (k, k, C) Gram stack stays within the workspace."""
+    from theorylab.lowrank._bounded_entries_numba import LANES, WORKSPACE, lanes
+
+    assert lanes(1, 256, 2) == 1
+    assert lanes(18, 24, 2) == 9
+    assert lanes(10**6, 24, 2) == LANES
+    assert lanes(10**6, 200, 1) * 200 * 200 <= WORKSPACE
+    assert lanes(10**6, 2000, 1) == 1
 
 
 @settings(max_examples=40)
 @given(k=st.integers(1, 20), seed=seeds, x_at=st.sampled_from(["eig", "between", "below", "above"]))
 def test_sturm_count_below_equals_eigvalsh_count(k, seed, x_at):
     """x off the spectrum (an eigenvalue exactly at x counts as below: the early stop then waits)."""
-    from theorylab.lowrank._bounded_entries_numba import _sturm_count_below
+    from theorylab.lowrank._eigen_lanes_numba import sturm_count_below as _sturm_count_below
 
     rng = np.random.default_rng(seed)
     d, e = rng.standard_normal(k), rng.standard_normal(max(k - 1, 0))
@@ -272,24 +285,50 @@ def test_sturm_count_below_equals_eigvalsh_count(k, seed, x_at):
         assert _sturm_count_below(d, np.concatenate([e**2, [0.0]]), 2, x) == int(np.sum(sub < x))
 
 
+@settings(max_examples=60)
+@given(k=st.integers(1, 20), C=st.integers(1, 9), seed=seeds, splits=st.integers(0, 3))
+@example(k=1, C=1, seed=0, splits=0)
+@example(k=2, C=3, seed=1, splits=1)
+def test_ql_lanes_equals_eigvalsh_on_every_lane(k, C, seed, splits):
+    """All lanes sweep together, each on its own unreduced block: lanes with exact zeros on the
+    off-diagonal (blocks split in the middle, a diagonal lane, lanes of different scales) must
+    each get their own eigenvalues."""
+    from theorylab.lowrank._eigen_lanes_numba import tridiagonal_eigenvalues
+
+    rng = np.random.default_rng(seed)
+    d = rng.standard_normal((k, C)) * 10.0 ** rng.integers(-3, 4, C)
+    e = rng.standard_normal((k, C)) * 10.0 ** rng.integers(-3, 4, C)
+    for _ in range(splits):
+        e[rng.integers(0, k), rng.integers(0, C)] = 0.0
+    e[:, 0] = 0.0 if C > 1 else e[:, 0]  # a diagonal lane next to the others
+    want = [np.linalg.eigvalsh(np.diag(d[:, c]) + np.diag(e[: k - 1, c], 1) + np.diag(e[: k - 1, c], -1))
+            for c in range(C)]
+    dd, ee = d.copy(), e.copy()
+    assert tridiagonal_eigenvalues(dd, ee)
+    for c in range(C):
+        scale = max(np.abs(want[c]).max(), 1e-300)
+        np.testing.assert_allclose(np.sort(dd[:, c]), want[c], rtol=0, atol=1e-13 * k * scale)
+
+
 def test_ql_stops_early_after_the_small_eigenvalues_and_the_rank_is_unchanged():
     """A graded spectrum 4^-i: at ε = 1e-2 the tail past rank r is a few of the smallest
     eigenvalues; the iteration stops after them (f < k) and the rank equals the SVD's."""
-    from theorylab.lowrank._bounded_entries_numba import U_ROUND, _ql_eigenvalues, _tridiagonalize_lanes
+    from theorylab.lowrank._eigen_lanes_numba import U_ROUND, ql_lanes, tridiagonalize_lanes
 
     rng = np.random.default_rng(12)
     k = 16
     U, _ = np.linalg.qr(rng.standard_normal((k, k)))
     lam = 4.0 ** -np.arange(k)
     G = (U * lam) @ U.T
-    dd, ee, v, p = (np.empty((k, 1)) for _ in range(4))
-    _tridiagonalize_lanes(np.ascontiguousarray(G[:, :, None]), dd, ee, v, p)
-    d, e = dd[:, 0].copy(), ee[: k - 1, 0].copy()
+    dd, ee, v, p = (np.empty((k, 2)) for _ in range(4))
+    tridiagonalize_lanes(np.ascontiguousarray(np.stack([G, G], axis=-1)), dd, ee, v, p)
     fro2 = lam.sum()
     thr, delta = 1e-4 * fro2, 64.0 * k * k * U_ROUND * fro2
-    f = _ql_eigenvalues(d, e, thr, delta)
-    assert 0 < f < k  # stopped early
-    np.testing.assert_allclose(np.sort(d[:f]), np.sort(lam)[:f], rtol=0, atol=1e-12)  # the f smallest
+    f = np.empty(2, dtype=np.int64)
+    ql_lanes(dd, ee, np.array([thr, -1.0]), np.array([delta, 0.0]), f)  # lane 1: no early stop
+    assert 0 < f[0] < k and f[1] == k  # lane 0 stopped early, next to a lane that went on
+    np.testing.assert_allclose(np.sort(dd[: f[0], 0]), np.sort(lam)[: f[0]], rtol=0, atol=1e-12)  # the f smallest
+    np.testing.assert_allclose(np.sort(dd[:, 1]), np.sort(lam), rtol=0, atol=1e-12)
     M = U * np.sqrt(lam)  # singular values sqrt(lam)
     assert int(eps_rank(M, 1e-2, backend="numba")) == int(eps_rank(M, 1e-2, backend="ref"))
 
@@ -302,3 +341,22 @@ def test_eps_rank_rejects_non_finite_entries_on_every_backend(bad, backend):
     M[37, 4, 0] = bad  # in the second group of 32 items, at its last row
     with pytest.raises(ValueError, match=r"M contains NaN or inf \(shape \(40, 5, 6\)\)"):
         eps_rank(M, 1e-2, backend=backend)
+
+
+def test_eps_rank_auto_leaves_large_matrices_to_the_svd(monkeypatch):
+    """"auto" compiles small shorter sides and hands one above AUTO_NUMBA_MAX_K to LAPACK's SVD."""
+    from theorylab.lowrank import _bounded_entries_numba as kernel
+    from theorylab.lowrank.bounded_entries import AUTO_NUMBA_MAX_K
+
+    calls = []
+    real = kernel.eps_rank_numba
+    monkeypatch.setattr(kernel, "eps_rank_numba", lambda M, eps: calls.append(M.shape) or real(M, eps))
+    rng = np.random.default_rng(13)
+    small = rng.standard_normal((2, 5, AUTO_NUMBA_MAX_K + 7))
+    large = rng.standard_normal((AUTO_NUMBA_MAX_K + 1, AUTO_NUMBA_MAX_K + 2))
+    assert np.array_equal(eps_rank(small, 0.1), eps_rank(small, 0.1, backend="ref"))
+    assert calls == [(2, 5, AUTO_NUMBA_MAX_K + 7)]
+    assert int(eps_rank(large, 0.1)) == int(eps_rank(large, 0.1, backend="ref"))
+    assert len(calls) == 1  # the SVD decided
+    assert int(eps_rank(large, 0.1, backend="numba")) == int(eps_rank(large, 0.1, backend="ref"))
+    assert len(calls) == 2  # an explicit backend is obeyed
