@@ -360,3 +360,18 @@ def test_eps_rank_auto_leaves_large_matrices_to_the_svd(monkeypatch):
     assert len(calls) == 1  # the SVD decided
     assert int(eps_rank(large, 0.1, backend="numba")) == int(eps_rank(large, 0.1, backend="ref"))
     assert len(calls) == 2  # an explicit backend is obeyed
+
+
+def test_ql_lanes_puts_the_smaller_end_on_top_lane_by_lane():
+    """QL deflates at the top: a lane whose last diagonal is the smaller is reversed (same
+    eigenvalues), the other is not, and the off-diagonals come back squared."""
+    from theorylab.lowrank._eigen_lanes_numba import _prepare
+
+    d = np.array([[5.0, 1.0], [2.0, 2.0], [1.0, 5.0]])  # lane 0 graded large -> small, lane 1 small -> large
+    e = np.array([[3.0, 3.0], [4.0, 4.0], [0.0, 0.0]])
+    tol2 = np.empty(2)
+    _prepare(d, e, tol2)
+    np.testing.assert_array_equal(d, [[1.0, 1.0], [2.0, 2.0], [5.0, 5.0]])
+    np.testing.assert_array_equal(e[:2], [[16.0, 9.0], [9.0, 16.0]])
+    norm = 1.0 + 4.0 + 25.0 + 2.0 * (9.0 + 16.0)
+    np.testing.assert_allclose(tol2, (2.0 * np.finfo(float).eps / 2 * np.sqrt(norm)) ** 2, rtol=1e-15)
