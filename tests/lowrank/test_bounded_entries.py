@@ -375,3 +375,21 @@ def test_ql_lanes_puts_the_smaller_end_on_top_lane_by_lane():
     np.testing.assert_array_equal(e[:2], [[16.0, 9.0], [9.0, 16.0]])
     norm = 1.0 + 4.0 + 25.0 + 2.0 * (9.0 + 16.0)
     np.testing.assert_allclose(tol2, (2.0 * np.finfo(float).eps / 2 * np.sqrt(norm)) ** 2, rtol=1e-15)
+
+
+def test_numba_kernel_defers_every_tail_within_its_rounding_margin():
+    """The kernel decides nothing within δ = 64 k² u tr(G) of the threshold: a tail 500 u tr(G)
+    below it (inside δ for k = 6, where 64 k² = 2304) comes back -1, for the SVD to decide; one
+    5000 u tr(G) below it (outside δ) is decided by the kernel itself.  Both equal the reference."""
+    from theorylab.lowrank._bounded_entries_numba import U_ROUND, eps_rank_numba
+
+    rng = np.random.default_rng(14)
+    U, _ = np.linalg.qr(rng.standard_normal((9, 9)))
+    V, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    s = np.array([4.0, 2.0, 1.0, 0.5, 0.0, 0.0])  # tr = 21.25; the tail after rank 3 is 0.25
+    M = (U[:, :6] * s) @ V.T
+    tr = float(np.sum(s**2))
+    for gap, kernel_says in ((500.0, -1), (5000.0, 3)):
+        eps = np.sqrt((0.25 + gap * U_ROUND * tr) / tr)
+        assert int(eps_rank_numba(M[None], eps)[0]) == kernel_says
+        assert int(eps_rank(M, eps, backend="numba")) == 3 == int(eps_rank(M, eps, backend="ref"))
