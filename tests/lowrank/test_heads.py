@@ -289,13 +289,43 @@ def test_compiled_normal_equations_equal_per_item_minimum_norm_lstsq(S, P, extra
     # normwise on the fitted values and the weights; as test_lstsq_batched_equals_per_item_minimum_norm_lstsq
     assert_close(np.einsum("stp,spk->stk", Phi, out), np.einsum("stp,spk->stk", Phi, ref), rtol=1e-8)
     assert_close(out, ref, rtol=1e-6 if deficient == "scaled" else 1e-8)
-    W, bad = normal_equations(Phi, f, COND_MAX)
+    W, bad = normal_equations(Phi, f, np.array([P]), COND_MAX)  # one width: the whole Φ
+    W, bad = W[:, 0], bad[:, 0]
     G = np.swapaxes(Phi, -1, -2) @ Phi
     with np.errstate(divide="ignore"):
         cond = np.linalg.cond(G, 1)  # (S,) inf where singular
     assert np.all(bad[cond > 1e8]) and not np.any(bad[cond < 1e4])  # away from the threshold: the same choice
     good = ~bad
     assert_close(W[good], ref[good], rtol=1e-8)
+
+
+@settings(max_examples=50)
+@given(S=st.integers(1, 3), P=st.integers(1, 12), extra=st.sampled_from([0, 1, 5, 30]), k=st.integers(1, 3),
+       deficient=st.sampled_from(["none", "duplicate", "zero", "scaled"]),
+       raw=st.lists(st.integers(1, 12), min_size=1, max_size=6), seed=seeds)
+@example(S=1, P=1, extra=0, k=1, deficient="none", raw=[1], seed=0)
+@example(S=2, P=6, extra=3, k=2, deficient="duplicate", raw=[1, 3, 5, 6], seed=1)  # a repeated column: width 6 falls back
+def test_compiled_prefix_solve_equals_lstsq_of_each_prefix(S, P, extra, k, deficient, raw, seed):
+    """One factorization for every width: each prefix Φ[..., :p] solved as np.linalg.lstsq does
+    (minimum norm), rows past p zero; the kernel flags exactly the ill-conditioned prefixes, and
+    prefixes below a repeated column still come from the factorization."""
+    from theorylab.lowrank._heads_numba import normal_equations
+    from theorylab.lowrank.heads import COND_MAX, _lstsq_normal_numba
+
+    widths = sorted({min(w, P) for w in raw})  # increasing, distinct, <= P
+    Phi, f, _ = _features(S, P + extra, P, k, deficient, seed)
+    out = _lstsq_normal_numba(Phi, f, 1e-10, widths)
+    assert out.shape == (S, len(widths), P, k)
+    W, bad = normal_equations(Phi, f, np.array(widths), COND_MAX)
+    for w, p in enumerate(widths):
+        ref = np.stack([np.linalg.lstsq(Phi[s, :, :p], f[s], rcond=1e-10)[0] for s in range(S)])
+        assert_close(np.einsum("stp,spk->stk", Phi[..., :p], out[:, w, :p]),
+                     np.einsum("stp,spk->stk", Phi[..., :p], ref), rtol=1e-8)
+        assert np.all(out[:, w, p:] == 0.0)
+        with np.errstate(divide="ignore"):
+            cond = np.linalg.cond(np.swapaxes(Phi[..., :p], -1, -2) @ Phi[..., :p], 1)
+        assert np.all(bad[cond > 1e8, w]) and not np.any(bad[cond < 1e4, w])
+        assert_close(W[~bad[:, w], w, :p], ref[~bad[:, w]], rtol=1e-8)
 
 
 def test_compiled_solve_broadcasts_like_lstsq_batched(rng):

@@ -144,24 +144,30 @@ def attention_heads_numba(X, y, Q, K) -> np.ndarray:
 
 
 @njit(cache=True, fastmath={"reassoc", "contract"})  # the sums over samples may be reordered: they vectorize
-def normal_equations(Phi, f, cond_max):
-    """W (S, P, k) = G⁻¹ Φᵀf per item, G = ΦᵀΦ, for Φ (S, T, P), f (S, T, k); bad (S,) marks the
-    items that need the SVD: a Cholesky pivot <= 0 (G singular to working precision) or an
-    exact 1-norm condition number ||G||₁ ||G⁻¹||₁ above ``cond_max`` (or not finite).
+def normal_equations(Phi, f, widths, cond_max):
+    """W (S, len(widths), P, k): for each width p in ``widths`` (increasing, <= P) the solution of
+    the normal equations of the first p columns, G_p W = Φ_pᵀ f with G_p = Φ_pᵀ Φ_p, zero past
+    row p; for Φ (S, T, P), f (S, T, k).  bad (S, len(widths)) marks the (item, width) pairs that
+    need the SVD: a Cholesky pivot <= 0 within the first p (G_p singular to working precision)
+    or an exact 1-norm condition number ||G_p||₁ ||G_p⁻¹||₁ above ``cond_max`` (or not finite).
 
-    G = L Lᵀ (Cholesky), L⁻¹ by forward substitution, G⁻¹ = L⁻ᵀ L⁻¹ (formed: its 1-norm is
-    the exact one), W = G⁻¹ (Φᵀ f), as ``lstsq_batched``'s ``"normal"`` path with its inverse."""
+    Every width comes from one factorization of the widest G, because the leading blocks nest:
+    G = L Lᵀ (Cholesky) gives G_p = L_p L_pᵀ with L_p = L[:p, :p]; L⁻¹ by forward substitution
+    gives L_p⁻¹ = (L⁻¹)[:p, :p]; and G_p⁻¹ = L_p⁻ᵀ L_p⁻¹ = Σ_{m<p} ℓ_mᵀ ℓ_m over the rows
+    ℓ_m = (L⁻¹)[m, :p], accumulated row by row and read off as m reaches each width (formed:
+    its 1-norm is the exact one).  W_p = G_p⁻¹ (Φ_pᵀ f), as ``lstsq_batched``'s ``"normal"``
+    path with its inverse, one width at a time."""
     S, T, P = Phi.shape
-    k = f.shape[2]
-    W = np.zeros((S, P, k))
-    bad = np.zeros(S, np.bool_)
+    k, nw = f.shape[2], widths.shape[0]
+    W = np.zeros((S, nw, P, k))
+    bad = np.zeros((S, nw), np.bool_)
     pt = np.empty((P, T))  # Φᵀ of one item
     ft = np.empty((k, T))
     G = np.empty((P, P))
     b = np.empty((P, k))
     L = np.zeros((P, P))
     Li = np.zeros((P, P))  # L⁻¹ (lower)
-    Gi = np.empty((P, P))
+    Gi = np.empty((P, P))  # G_p⁻¹ accumulated, upper triangle
     for a in range(S):
         for t in range(T):
             for p in range(P):
@@ -180,13 +186,13 @@ def normal_equations(Phi, f, cond_max):
                 for t in range(T):
                     acc += pt[p, t] * ft[j, t]
                 b[p, j] = acc
-        ok = True
+        good = P  # the leading `good` columns factor: pivots 0 .. good-1 are > 0
         for j in range(P):  # Cholesky, column by column
             s = G[j, j]
             for m in range(j):
                 s -= L[j, m] * L[j, m]
             if not s > 0.0:
-                ok = False
+                good = j
                 break
             L[j, j] = np.sqrt(s)
             for i in range(j + 1, P):
@@ -194,39 +200,42 @@ def normal_equations(Phi, f, cond_max):
                 for m in range(j):
                     s -= L[i, m] * L[j, m]
                 L[i, j] = s / L[j, j]
-        if not ok:
-            bad[a] = True
-            continue
-        for j in range(P):  # L⁻¹ column j: forward substitution on e_j
+        for j in range(good):  # L⁻¹ column j: forward substitution on e_j
             Li[j, j] = 1.0 / L[j, j]
-            for i in range(j + 1, P):
+            for i in range(j + 1, good):
                 s = 0.0
                 for m in range(j, i):
                     s -= L[i, m] * Li[m, j]
                 Li[i, j] = s / L[i, i]
-        gnorm, inorm = 0.0, 0.0
-        for j in range(P):  # G⁻¹ = L⁻ᵀ L⁻¹ (symmetric): G⁻¹[i, j] = Σ_{m >= max(i, j)} L⁻¹[m, i] L⁻¹[m, j]
-            for i in range(j + 1):
-                s = 0.0
-                for m in range(j, P):
-                    s += Li[m, i] * Li[m, j]
-                Gi[i, j] = s
-                Gi[j, i] = s
-        for j in range(P):  # 1-norms: largest column sum of |.|
-            cg, ci = 0.0, 0.0
-            for i in range(P):
-                cg += abs(G[i, j])
-                ci += abs(Gi[i, j])
-            gnorm = max(gnorm, cg)
-            inorm = max(inorm, ci)
-        cond = gnorm * inorm
-        if not cond <= cond_max:  # also NaN / inf
-            bad[a] = True
-            continue
-        for i in range(P):
-            for j in range(k):
-                s = 0.0
-                for m in range(P):
-                    s += Gi[i, m] * b[m, j]
-                W[a, i, j] = s
+        Gi[:, :] = 0.0
+        w = 0
+        for m in range(min(good, widths[nw - 1])):
+            for j in range(m + 1):  # G⁻¹ += ℓ_mᵀ ℓ_m on the upper triangle (i <= j <= m)
+                lj = Li[m, j]
+                for i in range(j + 1):
+                    Gi[i, j] += Li[m, i] * lj
+            if m + 1 != widths[w]:
+                continue
+            p = m + 1
+            gnorm, inorm = 0.0, 0.0
+            for j in range(p):  # 1-norms of G_p and G_p⁻¹: largest column sum of |.|
+                cg, ci = 0.0, 0.0
+                for i in range(p):
+                    cg += abs(G[i, j])
+                    ci += abs(Gi[i, j]) if i <= j else abs(Gi[j, i])
+                gnorm = max(gnorm, cg)
+                inorm = max(inorm, ci)
+            cond = gnorm * inorm
+            if not cond <= cond_max:  # also NaN / inf
+                bad[a, w] = True
+            else:
+                for i in range(p):
+                    for j in range(k):
+                        s = 0.0
+                        for m2 in range(p):
+                            s += (Gi[i, m2] if i <= m2 else Gi[m2, i]) * b[m2, j]
+                        W[a, w, i, j] = s
+            w += 1
+        for w2 in range(w, nw):  # widths past the first failed pivot
+            bad[a, w2] = True
     return W, bad

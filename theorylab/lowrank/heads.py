@@ -204,20 +204,27 @@ def _fits_compiled_solve(Phi, f, method) -> bool:
     return T >= P
 
 
-def _lstsq_normal_numba(Phi, f, rcond):
+def _lstsq_normal_numba(Phi, f, rcond, widths=None):
     """:func:`lstsq_batched`'s ``"normal"`` path in one compiled call over the items
     (:func:`._heads_numba.normal_equations`: Cholesky, exact 1-norm condition check), the items it
-    marks re-solved by :func:`_lstsq_svd`.  Φ (..., T, P), f (..., T, k) float64, T >= P."""
+    marks re-solved by :func:`_lstsq_svd`.  Φ (..., T, P), f (..., T, k) float64, T >= P.
+
+    With ``widths`` (increasing, <= P): W (..., len(widths), P, k), for each width p the least
+    squares of the first p columns of Φ (rows past p zero), all from one factorization per item;
+    without: W (..., P, k)."""
     from ._heads_numba import normal_equations
 
     lead = np.broadcast_shapes(Phi.shape[:-2], f.shape[:-2])
     (T, P), k = Phi.shape[-2:], f.shape[-1]
+    ws = np.array([P] if widths is None else widths, dtype=np.int64)
     Pf = np.ascontiguousarray(np.broadcast_to(Phi, lead + (T, P))).reshape(-1, T, P)  # (items, T, P)
     ff = np.ascontiguousarray(np.broadcast_to(f, lead + (T, k))).reshape(-1, T, k)  # (items, T, k)
-    W, bad = normal_equations(Pf, ff, COND_MAX)  # (items, P, k), (items,)
-    if bad.any():
-        W[bad] = _lstsq_svd(Pf[bad], ff[bad], rcond)
-    return W.reshape(lead + (P, k))
+    W, bad = normal_equations(Pf, ff, ws, COND_MAX)  # (items, widths, P, k), (items, widths)
+    for w, p in enumerate(ws):
+        if bad[:, w].any():
+            W[bad[:, w], w, :p] = _lstsq_svd(Pf[bad[:, w], :, :p], ff[bad[:, w]], rcond)
+    W = W.reshape(lead + (len(ws), P, k))
+    return W[..., 0, :, :] if widths is None else W
 
 
 COND_MAX = 1e6  # normal equations only where cond_1(ΦᵀΦ) <= 1e6: solution error ~ cond · eps <= ~1e-10
