@@ -13,6 +13,8 @@ Measured, float64, same inputs:
   threshold re-decided by SVD;
   ``batched_eps_rank_1thread``: the same on one numba thread;
 * ``batched_svd``: ``eps_rank(M, eps, backend="ref")``: one batched numpy SVD (for reference);
+* ``floor_gram``: the stack's Gram matrices M Mᵀ by one batched numpy matmul: the first O(k³)
+  step of any eigenvalue route, a floor for the whole ε-rank (printed as a ratio to it);
 * ``loop_svd``: the per-item loop a user would write: for each matrix, ``np.linalg.svd``,
   the tail sums and the threshold ε||M||_F;
 * ``batched_lstsq``: ``theorylab.lowrank.fit_output_weights(..., backend="numba")`` for a sweep
@@ -131,6 +133,7 @@ def main(argv=None) -> dict:
         "batched_eps_rank": lambda: eps_rank(Ms, EPS, backend="numba"),
         "batched_eps_rank_1thread": lambda: _one_thread(numba, lambda: eps_rank(Ms, EPS, backend="numba")),
         "batched_svd": lambda: eps_rank(Ms, EPS, backend="ref"),
+        "floor_gram": lambda: Ms @ np.swapaxes(Ms, -1, -2),
         "loop_svd": lambda: loop_eps_rank(Ms, EPS),
         "batched_lstsq": lambda: fit_output_weights(hp["X"], hp["y"], Q, K, backend="numba"),
         "batched_lstsq_refheads": lambda: fit_output_weights(hp["X"], hp["y"], Q, K, backend="ref"),
@@ -170,6 +173,7 @@ def main(argv=None) -> dict:
         "loop_over_batched_eps_rank_1thread": t["loop_svd"] / t["batched_eps_rank_1thread"],
         "numba_threads": numba.get_num_threads(),
         "loop_over_batched_svd": t["loop_svd"] / t["batched_svd"],
+        "batched_eps_rank_over_floor_gram": t["batched_eps_rank"] / t["floor_gram"],
         "loop_over_batched_lstsq_svd": t["loop_lstsq"] / t["batched_lstsq_svd"],
         "loop_over_batched_lstsq": t["loop_lstsq"] / t["batched_lstsq"],
         "loop_over_batched_lstsq_refheads": t["loop_lstsq"] / t["batched_lstsq_refheads"],
