@@ -176,9 +176,11 @@ def test_numba_eps_rank_equals_the_svd_reference(B, m, n, kind, scale, eps, seed
         if kind == "deficient":  # rank <= 1 and a zero item: decisions at exact ties and zero tails
             M = rng.standard_normal((B, m, 1)) @ rng.standard_normal((B, 1, n))
             M[0] = 0.0
-    ref = eps_rank(M * scale, eps, backend="ref") if scale == 1.0 else eps_rank(M, eps, backend="ref")
-    out = eps_rank(M * scale, eps, backend="numba")  # scale-free: the reference of the unscaled M (no overflow)
+    ref = eps_rank(M, eps, backend="ref")
+    out = eps_rank(M * scale, eps, backend="numba")  # scale-free: the reference of the unscaled M
     np.testing.assert_array_equal(out, ref)
+    if scale != 1.0:  # the reference itself at 1e±120 (σ² would leave the float64 range unscaled)
+        np.testing.assert_array_equal(eps_rank(M * scale, eps, backend="ref"), ref)
     assert out.dtype == np.int64 and out.shape == (B,)
 
 
@@ -393,3 +395,17 @@ def test_numba_kernel_defers_every_tail_within_its_rounding_margin():
         eps = np.sqrt((0.25 + gap * U_ROUND * tr) / tr)
         assert int(eps_rank_numba(M[None], eps)[0]) == kernel_says
         assert int(eps_rank(M, eps, backend="numba")) == 3 == int(eps_rank(M, eps, backend="ref"))
+
+
+@pytest.mark.parametrize("backend", ["ref", "numba", "torch"])
+@pytest.mark.parametrize("scale", [1e-300, 1e-160, 1e160, 1e300])
+def test_eps_rank_is_scale_free_to_the_ends_of_the_float_range(backend, scale):
+    """Entries near the float64 limits: σ² of the raw matrix would overflow (inf tails) or
+    underflow (zero tails); every backend scales each matrix first and gives the unit-scale ranks."""
+    rng = np.random.default_rng(15)
+    M = np.exp(rng.standard_normal((6, 9, 3)) @ rng.standard_normal((6, 3, 8)))
+    want = eps_rank(M, 1e-2, backend="ref")
+    assert len(set(want.tolist())) > 1  # not a constant answer
+    Ms = M / np.abs(M).max() * scale
+    got = eps_rank(torch.from_numpy(Ms), 1e-2) if backend == "torch" else eps_rank(Ms, 1e-2, backend=backend)
+    np.testing.assert_array_equal(np.asarray(got), want)

@@ -27,10 +27,13 @@ def polynomial_features_torch(X, degree: int):
 
 
 def eps_rank_torch(M, eps: float):
-    """rank_ε from one batched svdvals: count of r with Σ_{i>=r} σ_i² > (ε ||M||_F)²."""
+    """rank_ε from one batched svdvals: count of r with Σ_{i>=r} σ_i² > (ε ||M||_F)², each matrix
+    first divided by its largest |entry| (scale-free; no overflow of σ², float32 included)."""
     import torch
 
     with torch.no_grad():
+        amax = M.abs().amax(dim=(-2, -1), keepdim=True)
+        M = M / torch.where(amax > 0, amax, torch.ones_like(amax))  # (..., m, n), entries in [-1, 1]
         s2 = torch.linalg.svdvals(M) ** 2  # (..., min(m, n))
         tail = torch.flip(torch.cumsum(torch.flip(s2, (-1,)), dim=-1), (-1,))
         thr = (eps * torch.linalg.matrix_norm(M)) ** 2  # Frobenius

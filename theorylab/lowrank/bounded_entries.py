@@ -138,8 +138,13 @@ def taylor_remainder_bound(S, degree: int) -> np.ndarray:
 
 
 def eps_rank_ref(M, eps: float) -> np.ndarray:
-    """float64 rank_ε: the smallest r with sqrt(Σ_{i>r} σ_i²) <= ε ||M||_F (one batched SVD)."""
+    """float64 rank_ε: the smallest r with sqrt(Σ_{i>r} σ_i²) <= ε ||M||_F (one batched SVD).
+
+    rank_ε is scale-free, so each matrix is first divided by its largest |entry|: σ_i² then
+    neither overflows nor underflows, for entries anywhere in the float64 range."""
     M = np.asarray(M, dtype=np.float64)
+    amax = np.abs(M).max(axis=(-2, -1), keepdims=True)
+    M = M / np.where(amax > 0, amax, 1.0)  # (..., m, n), entries in [-1, 1]
     s2 = np.linalg.svd(M, compute_uv=False) ** 2  # (..., min(m, n))
     tail = np.cumsum(s2[..., ::-1], axis=-1)[..., ::-1]  # tail[r] = Σ_{i>=r} σ_i² (0-based): error of rank r
     thr = (eps * np.linalg.norm(M, axis=(-2, -1))) ** 2  # (ε ||M||_F)²
