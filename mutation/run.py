@@ -138,9 +138,14 @@ KEEP = [
 
 
 def kill_command(claims: list[str], tests: list[str]) -> str:
+    """``theorylab verify CLAIMS`` and then the module's tests, both on a fresh, empty numba cache:
+    numba invalidates a cached function when its own file changes, not when a function it calls
+    from another file does, so a warm cache would run a caller's compiled copy of the unmutated
+    callee (a mutant of ``_eigen_lanes_numba`` hidden behind ``_bounded_entries_numba``'s cache)."""
     verify = f"{sys.executable} -m theorylab verify {' '.join(claims)} --samples 2"
     pytest = f"env HYPOTHESIS_PROFILE=dev {sys.executable} -m pytest -x -q -p no:cacheprovider {' '.join(tests)}"
-    return "bash -c " + shlex.quote(f"{verify} >/dev/null 2>&1 && {pytest} >/dev/null 2>&1")
+    fresh = 'export NUMBA_CACHE_DIR="$(mktemp -d)"; trap \'rm -rf "$NUMBA_CACHE_DIR"\' EXIT; '
+    return "bash -c " + shlex.quote(f"{fresh}{verify} >/dev/null 2>&1 && {pytest} >/dev/null 2>&1")
 
 
 def _config(module: str, claims, tests, timeout: float) -> str:

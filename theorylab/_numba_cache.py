@@ -8,16 +8,22 @@ package and an unwritable home, as in some containers and CI runners) numba fail
 call with "cannot cache function ...: no locator available".  Then, and only then, this points
 ``NUMBA_CACHE_DIR`` at a private folder in the system's temporary directory,
 ``<tmp>/theorylab-numba-<uid>``.  A ``NUMBA_CACHE_DIR`` the user set is always kept.
+
+A module whose kernels call (or inline) kernels of another file calls :func:`refresh_on_change`
+after its decorators: numba checks a cached kernel against its own file only, so without it a
+change to the other file alone (an editable install after ``git pull``) would leave the caller
+running its cached copy of the old callee.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["ensure_cache_dir", "fallback_dir"]
+__all__ = ["ensure_cache_dir", "fallback_dir", "refresh_on_change"]
 
 
 def _writable(folder: Path) -> bool:
@@ -58,3 +64,45 @@ def ensure_cache_dir(source_file: str) -> str | None:
 
     config.CACHE_DIR = str(folder)  # numba read its environment at import; its locators read this
     return str(folder)
+
+
+def refresh_on_change(module_globals: dict, dependencies) -> list[str]:
+    """Flush the on-disk cache of every cached kernel defined in a module when a file it depends
+    on has changed; returns the names flushed.
+
+    ``module_globals``: the caller's ``globals()``, after its decorators; ``dependencies``: the
+    source files whose kernels it calls.  A fingerprint of those files (sha256 of their bytes)
+    is kept beside each kernel's cache index (``<index>.deps``); when it differs, or cannot be
+    read, the index is emptied (``Cache.flush``), so the kernel compiles afresh at its next call
+    and is cached again with the new callee."""
+    from numba.core.caching import FunctionCache
+    from numba.core.dispatcher import Dispatcher
+
+    h = hashlib.sha256()
+    for dep in sorted(str(Path(d).resolve()) for d in dependencies):
+        h.update(Path(dep).read_bytes())
+    fingerprint = h.hexdigest()
+    flushed = []
+    for name, obj in list(module_globals.items()):
+        cache = getattr(obj, "_cache", None)
+        if not (isinstance(obj, Dispatcher) and isinstance(cache, FunctionCache)
+                and obj.py_func.__module__ == module_globals.get("__name__")):
+            continue
+        index = Path(getattr(getattr(cache, "_cache_file", None), "_index_path", "") or
+                     Path(cache.cache_path) / f"{name}.unknown-index")
+        stamp = index.with_name(index.name + ".deps")
+        try:
+            current = stamp.read_text() == fingerprint
+        except OSError:
+            current = False
+        if current:
+            continue
+        try:
+            if index.exists():
+                cache.flush()
+                flushed.append(name)
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            stamp.write_text(fingerprint)
+        except OSError:  # an unwritable cache: numba cannot save there either
+            pass
+    return flushed

@@ -1,6 +1,7 @@
 """A read-only install with an unwritable home still runs the numba kernels (cache in <tmp>)."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -51,3 +52,60 @@ def test_read_only_package_and_home_fall_back_to_a_temp_cache(tmp_path):
     finally:
         for p in [tmp_path / "site", *(tmp_path / "site").rglob("*")]:
             p.chmod(0o755 if p.is_dir() else 0o644)
+
+
+CALLER = """
+from numba import njit
+from theorylab._numba_cache import refresh_on_change
+from . import dep
+
+@njit(cache=True)
+def g():
+    return dep.f() * 10
+{refresh}
+"""
+
+
+def _stale_callee_run(tmp_path, refresh: bool) -> list[str]:
+    """A package whose cached kernel g calls kernel f of another file; g runs, then only f's file
+    changes (1 -> 22) and g runs again in a new process.  Returns the two outputs."""
+    pkg = tmp_path / ("fresh" if refresh else "stale") / "pkgx"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "dep.py").write_text("from numba import njit\n\n@njit(cache=True)\ndef f():\n    return 1\n")
+    (pkg / "caller.py").write_text(CALLER.format(refresh="refresh_on_change(globals(), [dep.__file__])" if refresh else ""))
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    code = "import sys; sys.path.insert(0, sys.argv[1]); from pkgx.caller import g; print(g())"
+
+    def run():
+        r = subprocess.run([sys.executable, "-c", code, str(pkg.parent)], capture_output=True, text=True, env=env,
+                           timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r.stdout.strip()
+
+    first = run()
+    assert list((pkg / "__pycache__").glob("caller.g-*.nbi")), "g was cached"
+    (pkg / "dep.py").write_text("from numba import njit\n\n@njit(cache=True)\ndef f():\n    return 22\n")
+    return [first, run()]
+
+
+def test_a_changed_callee_file_recompiles_its_cached_callers(tmp_path):
+    """numba checks a cached kernel against its own file only: refresh_on_change makes a caller
+    follow a change in the file of a kernel it calls (theorylab's kernels calling _fastexp, _simd,
+    _vexp and the ε-rank's lanes eigensolver rely on it)."""
+    assert _stale_callee_run(tmp_path, refresh=True) == ["10", "220"]
+
+
+def test_every_cached_kernel_module_sets_its_cache_and_follows_its_callees():
+    """Static: a module with ``cache=True`` kernels calls ensure_cache_dir before its decorators,
+    and one that imports kernels from another theorylab module calls refresh_on_change."""
+    root = Path(theorylab.__file__).parent
+    kernel_modules = {p for p in root.rglob("*.py") if re.search(r"^@(njit|numba\.njit|jit)\([^)]*cache=True", p.read_text(), re.M)}
+    assert len(kernel_modules) >= 10
+    for p in kernel_modules:
+        text = p.read_text()
+        assert "ensure_cache_dir(__file__)" in text, p
+        assert text.index("ensure_cache_dir(__file__)") < re.search(r"^@\w+(\.\w+)?\([^)]*cache=True", text, re.M).start(), p
+        imported = [m for m in kernel_modules if m != p and (f"import {m.stem}" in text or f".{m.stem} import" in text)]
+        if imported:
+            assert "refresh_on_change(globals()" in text, (p, imported)

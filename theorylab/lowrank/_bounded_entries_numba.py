@@ -32,7 +32,12 @@ import numpy as np
 import numba
 from numba import njit, prange
 
-from ._eigen_lanes_numba import U_ROUND, ql_lanes, tridiagonalize_lanes
+from .._numba_cache import ensure_cache_dir, refresh_on_change
+
+ensure_cache_dir(__file__)  # before the decorators: a read-only install still caches
+
+from . import _eigen_lanes_numba  # noqa: E402
+from ._eigen_lanes_numba import U_ROUND, ql_lanes, tridiagonalize_lanes  # noqa: E402
 
 LANES = 64  # items reduced together: their Gram matrices, 64 x 24 x 24 doubles = 288 KiB, stay in L2
 WORKSPACE = 1 << 18  # doubles per thread for the stacked Gram matrices (2 MiB): fewer lanes for large k
@@ -200,3 +205,6 @@ def _decide(d, f, thr, delta, lam):
         if tail > thr:
             count += 1
     return -1 if unsure else count
+
+
+refresh_on_change(globals(), [_eigen_lanes_numba.__file__])  # the kernels above call its: recompile when it changes

@@ -16,6 +16,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .._numba_cache import ensure_cache_dir
+
+ensure_cache_dir(__file__)  # before the decorators: a read-only install still caches
+
 U_ROUND = np.finfo(np.float64).eps / 2
 
 

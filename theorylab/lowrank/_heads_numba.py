@@ -18,8 +18,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .. import _fastexp
 from .._fastexp import exp as fexp
-from .._numba_cache import ensure_cache_dir
+from .._numba_cache import ensure_cache_dir, refresh_on_change
 
 ensure_cache_dir(__file__)  # before the decorators: a read-only install still caches
 
@@ -239,3 +240,6 @@ def normal_equations(Phi, f, widths, cond_max):
         for w2 in range(w, nw):  # widths past the first failed pivot
             bad[a, w2] = True
     return W, bad
+
+
+refresh_on_change(globals(), [_fastexp.__file__])  # the kernels above inline _fastexp's exp: recompile when it changes

@@ -41,7 +41,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .._numba_cache import ensure_cache_dir
+from .._numba_cache import ensure_cache_dir, refresh_on_change
 
 ensure_cache_dir(__file__)  # before the decorators: a read-only install still caches
 
@@ -317,3 +317,6 @@ def ssd_numba(X, log_a, B, C, *, chunk_size: int = 64):
         groups = max(1, min(threads, (nc - 1) * b * h))
         _sweep(*arrs, Q, Y, states, groups, stream, np.zeros(groups), True)  # 3: state -> output
     return Y, bool(np.isfinite(sums.sum()))
+
+
+refresh_on_change(globals(), [S.__file__])  # the kernels above inline _simd's: recompile when it changes

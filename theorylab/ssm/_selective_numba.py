@@ -23,10 +23,11 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .._numba_cache import ensure_cache_dir
+from .._numba_cache import ensure_cache_dir, refresh_on_change
 
 ensure_cache_dir(__file__)  # before the decorators: a read-only install still caches
 
+from . import _vexp
 from ._vexp import _CONTRACT, vexp
 
 __all__ = ["selective_scan_numba", "selective_attention_matrix_numba"]
@@ -154,3 +155,6 @@ def selective_attention_matrix_numba(delta, A, B, C):
     M = np.zeros((b, c, L, L), dt)
     _matrix_kernel(*arrs, M)
     return M
+
+
+refresh_on_change(globals(), [_vexp.__file__])  # the kernels above call _vexp's: recompile when it changes
