@@ -369,14 +369,33 @@ def test_ql_lanes_puts_the_smaller_end_on_top_lane_by_lane():
     eigenvalues), the other is not, and the off-diagonals come back squared."""
     from theorylab.lowrank._eigen_lanes_numba import _prepare
 
-    d = np.array([[5.0, 1.0], [2.0, 2.0], [1.0, 5.0]])  # lane 0 graded large -> small, lane 1 small -> large
-    e = np.array([[3.0, 3.0], [4.0, 4.0], [0.0, 0.0]])
-    tol2 = np.empty(2)
+    # lane 0 graded large -> small, lane 1 small -> large, lane 2 small in the middle but not at the end
+    d = np.array([[5.0, 1.0, 3.0], [2.0, 2.0, 1.0], [1.0, 5.0, 5.0]])
+    e = np.array([[3.0, 3.0, 3.0], [4.0, 4.0, 4.0], [0.0, 0.0, 0.0]])
+    tol2 = np.empty(3)
     _prepare(d, e, tol2)
-    np.testing.assert_array_equal(d, [[1.0, 1.0], [2.0, 2.0], [5.0, 5.0]])
-    np.testing.assert_array_equal(e[:2], [[16.0, 9.0], [9.0, 16.0]])
+    np.testing.assert_array_equal(d, [[1.0, 1.0, 3.0], [2.0, 2.0, 1.0], [5.0, 5.0, 5.0]])
+    np.testing.assert_array_equal(e[:2], [[16.0, 9.0, 9.0], [9.0, 16.0, 16.0]])
     norm = 1.0 + 4.0 + 25.0 + 2.0 * (9.0 + 16.0)
-    np.testing.assert_allclose(tol2, (2.0 * np.finfo(float).eps / 2 * np.sqrt(norm)) ** 2, rtol=1e-15)
+    np.testing.assert_allclose(tol2[:2], (2.0 * np.finfo(float).eps / 2 * np.sqrt(norm)) ** 2, rtol=1e-15)
+
+
+def test_householder_reflects_away_from_the_column_to_avoid_cancellation():
+    """A column below the diagonal almost along e_1 (x = 1, the rest 1e-9): the reflector must
+    map x to −sign(x) ||col|| (v = x − α without cancellation); the other sign rounds x − α to
+    0, the column is not zeroed, and the tridiagonal's eigenvalues are off by ~1e-9."""
+    from theorylab.lowrank._eigen_lanes_numba import tridiagonal_eigenvalues, tridiagonalize_lanes
+
+    rng = np.random.default_rng(16)
+    k = 6
+    A = rng.standard_normal((k, k))
+    G = A + A.T
+    for sign in (1.0, -1.0):  # x > 0 and x < 0
+        G[0, 1:] = G[1:, 0] = [sign, 1e-9, -1e-9, 1e-9, 1e-9]
+        dd, ee, v, p = (np.empty((k, 1)) for _ in range(4))
+        tridiagonalize_lanes(G[:, :, None].copy(), dd, ee, v, p)  # a copy: the reduction overwrites G
+        assert tridiagonal_eigenvalues(dd, ee)
+        np.testing.assert_allclose(np.sort(dd[:, 0]), np.linalg.eigvalsh(G), rtol=0, atol=1e-13 * np.abs(G).max())
 
 
 def test_numba_kernel_defers_every_tail_within_its_rounding_margin():
