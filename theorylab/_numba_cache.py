@@ -88,8 +88,7 @@ def refresh_on_change(module_globals: dict, dependencies) -> list[str]:
         if not (isinstance(obj, Dispatcher) and isinstance(cache, FunctionCache)
                 and obj.py_func.__module__ == module_globals.get("__name__")):
             continue
-        index = Path(getattr(getattr(cache, "_cache_file", None), "_index_path", "") or
-                     Path(cache.cache_path) / f"{name}.unknown-index")
+        index = Path(cache._cache_file._index_path)  # numba's index file of this kernel
         stamp = index.with_name(index.name + ".deps")
         try:
             current = stamp.read_text() == fingerprint

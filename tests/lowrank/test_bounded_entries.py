@@ -161,6 +161,17 @@ def test_option_errors():
 
 
 # ---- the numba eps-rank (Gram eigenvalues in one compiled loop) against the batched SVD reference ----
+def tridiagonal_eigenvalues(d, e):
+    """Eigenvalues of C tridiagonals (d, e) (k, C) by ql_lanes without early stop, in place in d
+    (unsorted per lane); False if some lane did not converge."""
+    from theorylab.lowrank._eigen_lanes_numba import ql_lanes
+
+    C = d.shape[1]
+    f = np.empty(C, dtype=np.int64)
+    ql_lanes(d, e, np.full(C, -1.0), np.zeros(C), f)
+    return bool(np.all(f == d.shape[0]))
+
+
 @given(B=st.sampled_from([1, 2, 4, 33]), m=st.integers(1, 13), n=st.integers(1, 13),
        kind=st.sampled_from(["exp", "gauss", "deficient"]),
        scale=st.sampled_from([1.0, 1e-120, 1e120]), eps=st.sampled_from([0.3, 1e-2, 1e-5, 1e-7]), seed=seeds)
@@ -204,7 +215,7 @@ def test_numba_kernel_decides_generic_items_itself(k, seed):
     """The SVD fallback must stay rare: on generic matrices the kernel's own eigenvalues match
     eigvalsh and its own ranks (no -1) equal the reference (a broken QR step would hide behind it)."""
     from theorylab.lowrank._bounded_entries_numba import LANES, eps_rank_numba
-    from theorylab.lowrank._eigen_lanes_numba import tridiagonal_eigenvalues, tridiagonalize_lanes
+    from theorylab.lowrank._eigen_lanes_numba import tridiagonalize_lanes
 
     rng = np.random.default_rng(seed)
     A = rng.standard_normal((3, k, k + 3))
@@ -295,8 +306,6 @@ def test_ql_lanes_equals_eigvalsh_on_every_lane(k, C, seed, splits):
     """All lanes sweep together, each on its own unreduced block: lanes with exact zeros on the
     off-diagonal (blocks split in the middle, a diagonal lane, lanes of different scales) must
     each get their own eigenvalues."""
-    from theorylab.lowrank._eigen_lanes_numba import tridiagonal_eigenvalues
-
     rng = np.random.default_rng(seed)
     d = rng.standard_normal((k, C)) * 10.0 ** rng.integers(-3, 4, C)
     e = rng.standard_normal((k, C)) * 10.0 ** rng.integers(-3, 4, C)
@@ -384,7 +393,7 @@ def test_householder_reflects_away_from_the_column_to_avoid_cancellation():
     """A column below the diagonal almost along e_1 (x = 1, the rest 1e-9): the reflector must
     map x to −sign(x) ||col|| (v = x − α without cancellation); the other sign rounds x − α to
     0, the column is not zeroed, and the tridiagonal's eigenvalues are off by ~1e-9."""
-    from theorylab.lowrank._eigen_lanes_numba import tridiagonal_eigenvalues, tridiagonalize_lanes
+    from theorylab.lowrank._eigen_lanes_numba import tridiagonalize_lanes
 
     rng = np.random.default_rng(16)
     k = 6

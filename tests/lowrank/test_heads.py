@@ -391,3 +391,12 @@ def test_fit_output_weights_refuses_a_target_of_the_wrong_shape(backend):
     good = nearest_point_target(p["X"], p["y"])
     O = fit_output_weights(X, y, Qa, Ka, target=good[:1] if backend != "torch" else good, backend=backend)  # (1, T, d) broadcasts
     assert tuple(O.shape) == (2, 3, 2, 2)
+
+
+def test_compiled_prefix_solve_refuses_widths_out_of_order_or_range(rng):
+    from theorylab.lowrank.heads import _lstsq_normal_numba
+
+    Phi, f = rng.standard_normal((2, 9, 4)), rng.standard_normal((2, 9, 1))
+    for widths in ([3, 2], [0, 2], [2, 5], [2, 2], []):
+        with pytest.raises(ValueError, match="widths"):
+            _lstsq_normal_numba(Phi, f, 1e-10, widths)

@@ -153,15 +153,15 @@ def _eps_rank_group(M, eps, b0, nb, out, A, G):
     """Items b0 .. b0+nb-1 (nb <= C) -> out[b0 : b0+nb]: steps 1-4 of the module docstring."""
     k, C = G.shape[0], G.shape[2]
     dd, ee, v, p = np.empty((k, C)), np.empty((k, C)), np.empty((k, C)), np.empty((k, C))
-    scale, fro2 = np.zeros(C), np.zeros(C)
+    scale = np.zeros(C)
     thr, delta = np.full(C, -1.0), np.zeros(C)  # thr < 0: no early stop (pad, zero and bad lanes)
     f = np.empty(C, dtype=np.int64)
     for c in range(C):
         scale[c] = _load_item(M, b0 + c, A) if c < nb else 0.0
         if scale[c] > 0.0:
-            fro2[c] = _gram_upper(A, G, c)
-            thr[c] = eps * eps * fro2[c]
-            delta[c] = 64.0 * k * k * U_ROUND * fro2[c]
+            fro2 = _gram_upper(A, G, c)  # ||M||_F² of the scaled item
+            thr[c] = eps * eps * fro2
+            delta[c] = 64.0 * k * k * U_ROUND * fro2
         else:  # M = 0, a NaN/inf or a pad lane: a zero Gram, decided below
             for i in range(k):
                 for i2 in range(i, k):
@@ -176,7 +176,6 @@ def _eps_rank_group(M, eps, b0, nb, out, A, G):
             out[b0 + c] = 0
         else:
             out[b0 + c] = _decide(dd[:, c], f[c], thr[c], delta[c], lam)
-    return
 
 
 @njit(cache=True)

@@ -208,12 +208,3 @@ def ql_lanes(d, e, thr, delta, f):
                 pp[c] = p1 if act else pv
                 cs[c] = c1 if act else cv
                 sn[c] = s1 if act else sv
-
-
-def tridiagonal_eigenvalues(d, e):
-    """Eigenvalues of C tridiagonals (d, e) (k, C), in place in d (unsorted per lane); False if
-    some lane did not converge."""
-    C = d.shape[1]
-    f = np.empty(C, dtype=np.int64)
-    ql_lanes(d, e, np.full(C, -1.0), np.zeros(C), f)
-    return bool(np.all(f == d.shape[0]))

@@ -25,7 +25,8 @@
   large B = 4 (e^{B²} ~ 9e6 >> 512: below the √log n threshold's n): growing -- slope within
   1 +- 0.3 (rank_ε <= n caps the slope near 1; measured 0.81-0.91).  The library's
   :func:`eps_rank` on every backend (ref, numba, torch) equals a rank found by forming each
-  truncation U_r S_r V_rᵀ explicitly, and the numba and torch ranks of the whole small-B sweep
+  truncation U_r S_r V_rᵀ explicitly, and the numba and torch ranks of both whole sweeps (small and large B)
+  and of one stack of 96 matrices 12 x 12 with B in 0.5..2 (several items per compiled group)
   equal the reference's item by item.  Control: the threshold without its scale (||M − M_r||_F <= ε instead of
   ε ||M||_F): on the flat side the rank then grows with n (measured slope 0.24-0.28, rank
   16 > bound 10).
@@ -157,7 +158,7 @@ def _truncation(rng, size, control):
 
 # ---- 3. the ε-rank against n ---------------------------------------------------------------------
 EPS_RANK = dict(d=3, eps=1e-2, ns=(8, 16, 32, 64, 128, 256, 512), per_size=1, B_small=0.5, B_large=4.0,
-                band_flat=0.1, band_growth=0.3)
+                band_flat=0.1, band_growth=0.3, stack=96, stack_n=12)
 
 
 def rank_by_truncation(M, eps):
@@ -196,7 +197,7 @@ def _eps_rank_verdict(rng, size, control):
     ns = list(c["ns"])
     scaled = not control
     small, small_ranks, small_M = rank_curve(rng, c["B_small"], scaled=scaled)
-    large, _, large_M = rank_curve(rng, c["B_large"], scaled=scaled)
+    large, large_ranks, large_M = rank_curve(rng, c["B_large"], scaled=scaled)
     flat = slope_verdict(ns, small, expected=0.0, band=c["band_flat"], backend="flat",
                          what=f"rank_ε of exp(QKᵀ), B = {c['B_small']}")
     bound = eps_rank_bound(c["B_small"], c["d"], c["eps"])
@@ -217,11 +218,19 @@ def _eps_rank_verdict(rng, size, control):
                 prev = parts.get(key)
                 parts[key] = Verdict.from_error(e + (prev.error if prev else 0), 0.0, backend=b,
                                                 detail=f"eps_rank vs explicit truncations, n = {ns[i]}")
-        for b in check_backends(EPS_RANK_BACKENDS):  # the whole batched sweep: every item's rank as the reference's
+        sweeps = list(zip(small_M + large_M, small_ranks + large_ranks))  # low ranks and ranks near n
+        # one stack of STACK items of mixed scales (1.5 groups of the compiled kernel's lanes, whose
+        # eigenvalue iterations run together): every item's rank as the reference's
+        B = np.repeat([0.5, 1.0, 1.5, 2.0], -(-c["stack"] // 4))[: c["stack"]]
+        p = make_inputs(rng, n=c["stack_n"], d=c["d"], B=1.0, batch=(c["stack"],))
+        S = np.exp(B[:, None, None] ** 2 * (p["Q"] @ np.swapaxes(p["K"], -1, -2)))  # (stack, n, n), logits up to B²
+        sweeps.append((S, eps_rank(S, c["eps"], backend="ref")))
+        for b in check_backends(EPS_RANK_BACKENDS):  # the whole batched sweeps: every item's rank as the reference's
             if b != "ref":
-                bad = sum(int(np.sum(call_backend(eps_rank, b, M, c["eps"]) != r)) for M, r in zip(small_M, small_ranks))
-                parts[f"sweep[{b}]"] = Verdict.from_error(bad, 0.0, backend=b,
-                                                          detail=f"{bad} items of the B = {c['B_small']} sweep differ")
+                bad = sum(int(np.sum(call_backend(eps_rank, b, M, c["eps"]) != r)) for M, r in sweeps)
+                parts[f"sweep[{b}]"] = Verdict.from_error(
+                    bad, 0.0, backend=b, detail=f"{bad} items of the B = {c['B_small']} and {c['B_large']} sweeps "
+                    f"and a stack of {c['stack']} differ")
     sizes = {"n_min": ns[0], "n_max": ns[-1], "d": c["d"], "eps": c["eps"]}
     return Verdict.combine(parts, sizes=sizes, detail=f"mean ranks small B {small}, large B {large}")
 

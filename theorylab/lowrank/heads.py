@@ -210,13 +210,15 @@ def _lstsq_normal_numba(Phi, f, rcond, widths=None):
     marks re-solved by :func:`_lstsq_svd`.  Φ (..., T, P), f (..., T, k) float64, T >= P.
 
     With ``widths`` (increasing, <= P): W (..., len(widths), P, k), for each width p the least
-    squares of the first p columns of Φ (rows past p zero), all from one factorization per item;
-    without: W (..., P, k)."""
+    squares of the first p columns of Φ (rows past p zero), all from one factorization per item
+    (a width above T is singular: flagged, and solved by the SVD); without: W (..., P, k)."""
     from ._heads_numba import normal_equations
 
     lead = np.broadcast_shapes(Phi.shape[:-2], f.shape[:-2])
     (T, P), k = Phi.shape[-2:], f.shape[-1]
     ws = np.array([P] if widths is None else widths, dtype=np.int64)
+    if ws.size == 0 or ws[0] < 1 or ws[-1] > P or np.any(np.diff(ws) <= 0):
+        raise ValueError(f"widths must increase strictly within 1..{P}; got {ws.tolist()}")
     Pf = np.ascontiguousarray(np.broadcast_to(Phi, lead + (T, P))).reshape(-1, T, P)  # (items, T, P)
     ff = np.ascontiguousarray(np.broadcast_to(f, lead + (T, k))).reshape(-1, T, k)  # (items, T, k)
     W, bad = normal_equations(Pf, ff, ws, COND_MAX)  # (items, widths, P, k), (items, widths)
